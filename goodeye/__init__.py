@@ -1,0 +1,37 @@
+"""Goodeye: a self-hostable image host."""
+
+from flask import Flask
+
+from goodeye import db, health, http
+from goodeye.config import load_settings
+from goodeye.context import Context
+from goodeye.generation.views import bp as generation_bp
+from goodeye.images.views import bp as images_bp
+from goodeye.live.views import bp as live_bp
+from goodeye.projects.views import bp as projects_bp
+from goodeye.serving.views import bp as serving_bp
+
+
+def create_app(settings=None):
+    """Build the Flask app from the settings (default: the GOODEYE_* environment)."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.request_class = http.GoodeyeRequest
+    # Werkzeug answers `//` in a path with an HTML 308 to an absolute URL built from the
+    # client's Host header; every route here is exact, so such a path is a JSON 404.
+    app.url_map.merge_slashes = False
+    # Multipart overhead and base64 (4/3) on top of the image limit; the
+    # image's own size is checked exactly by the validator.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * 4 // 3 + 1024 * 1024
+    app.json.sort_keys = False
+    app.extensions["goodeye"] = Context.from_settings(settings)
+    db.init_database(settings)
+    db.init_app(app)
+    http.register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(images_bp)
+    app.register_blueprint(serving_bp)
+    app.register_blueprint(generation_bp)
+    app.register_blueprint(live_bp)
+    app.register_blueprint(projects_bp)
+    return app

@@ -1,0 +1,5 @@
+"""`python -m goodeye.cli`."""
+
+from goodeye.cli import main
+
+main()

@@ -1,0 +1,166 @@
+"""`goodeye admin ...`: operator commands acting on the configured database directly."""
+
+import logging
+import time
+
+import click
+
+from goodeye import migrations
+from goodeye.cli.common import GoodeyeGroup, emit
+from goodeye.cli.storage import storage
+from goodeye.config import load_settings
+from goodeye.context import Context
+from goodeye.db import database, init_database
+from goodeye.identity import service as identity
+from goodeye.models import iso
+from goodeye.projects import service as projects
+
+log = logging.getLogger(__name__)
+
+
+def _project_record(project):
+    return {
+        "id": project.id,
+        "org": project.org.slug,
+        "slug": project.slug,
+        "allow_new_live_scopes": project.allow_new_live_scopes,
+        "created_at": iso(project.created_at),
+    }
+
+
+@click.group(cls=GoodeyeGroup)
+@click.pass_context
+def admin(ctx):
+    """Operator commands (database, orgs, projects, keys, sweeper)."""
+    settings = load_settings()
+    init_database(settings)
+    ctx.obj = settings
+    ctx.call_on_close(database.close)
+
+
+admin.add_command(storage)
+
+
+@admin.group(cls=GoodeyeGroup)
+def db():
+    """Schema creation and migrations."""
+
+
+def _run_migrations(as_json):
+    applied = migrations.migrate()
+    emit(as_json, {"applied": applied}, f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@db.command("init")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def db_init(as_json):
+    """Create the schema (idempotent)."""
+    _run_migrations(as_json)
+
+
+@db.command("migrate")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def db_migrate(as_json):
+    """Apply pending migrations (idempotent)."""
+    _run_migrations(as_json)
+
+
+@admin.group(cls=GoodeyeGroup)
+def org():
+    """Organisations."""
+
+
+@org.command("create")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def org_create(slug, as_json):
+    """Create an org (an existing one is not an error)."""
+    row, created = identity.create_org(slug)
+    payload = {"id": row.id, "slug": row.slug, "created": created, "created_at": iso(row.created_at)}
+    emit(as_json, payload, f"{'created' if created else 'exists'} org {row.slug}")
+
+
+@admin.group(cls=GoodeyeGroup)
+def project():
+    """Projects."""
+
+
+@project.command("create")
+@click.argument("path", metavar="ORG/PROJECT")
+@click.option("--no-live-scopes", is_flag=True, help="Do not create live scopes lazily.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def project_create(path, no_live_scopes, as_json):
+    """Create a project (the same settings again is not an error)."""
+    row, created = identity.create_project(path, allow_new_live_scopes=not no_live_scopes)
+    payload = {**_project_record(row), "created": created}
+    emit(as_json, payload, f"{'created' if created else 'exists'} project {path}")
+
+
+@project.command("update")
+@click.argument("path", metavar="ORG/PROJECT")
+@click.option("--live-scopes/--no-live-scopes", default=None, help="Whether live URLs may create scopes on first request.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def project_update(path, live_scopes, as_json):
+    """Change a project's settings."""
+    row = identity.get_project(path)
+    if live_scopes is not None:
+        row = projects.set_allow_new_live_scopes(row.id, live_scopes)
+    emit(as_json, _project_record(row), f"project {path}: new live scopes {'allowed' if row.allow_new_live_scopes else 'disabled'}")
+
+
+@admin.group(cls=GoodeyeGroup)
+def key():
+    """API keys."""
+
+
+@key.command("create")
+@click.argument("path", metavar="ORG/PROJECT")
+@click.option("--name", default="", help="A label for the key.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_create(path, name, as_json):
+    """Mint a key; it is printed once and only its hash is kept."""
+    row, plaintext = identity.create_key(identity.get_project(path), name)
+    payload = {**identity.key_record(row), "project": path, "key": plaintext}
+    emit(as_json, payload, f"{plaintext}\n(key id {row.id}; shown once, store it now)")
+
+
+@key.command("list")
+@click.argument("path", metavar="ORG/PROJECT")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_list(path, as_json):
+    """List a project's keys (never their secrets)."""
+    records = [identity.key_record(row) for row in identity.list_keys(identity.get_project(path))]
+    lines = [f"{r['id']}\t{r['prefix']}...\t{r['name'] or '-'}\t{'revoked' if r['revoked_at'] else 'active'}" for r in records]
+    emit(as_json, records, "\n".join(lines) or "no keys")
+
+
+@key.command("revoke")
+@click.argument("key_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_revoke(key_id, as_json):
+    """Revoke a key by its id; requests with it get 401 from now on."""
+    row = identity.revoke_key(key_id)
+    emit(as_json, identity.key_record(row), f"revoked {row.id}")
+
+
+@admin.command("sweep")
+@click.option("--loop", is_flag=True, help="Keep sweeping every GOODEYE_SWEEP_INTERVAL_SECONDS.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def sweep_command(settings, loop, as_json):
+    """Purge expired records past their grace and reclaim unreferenced blobs."""
+    from goodeye.sweeper import sweep
+
+    ctx = Context.from_settings(settings)
+    if not loop:
+        with database.connection_context():
+            result = sweep(ctx)
+        emit(as_json, result, ", ".join(f"{k}={v}" for k, v in result.items()))
+        return
+    while True:
+        try:
+            with database.connection_context():
+                sweep(ctx)
+        except Exception:  # a database or store outage must not end the sweeper
+            log.exception("sweep failed; retrying in %ss", settings.sweep_interval_seconds)
+        time.sleep(settings.sweep_interval_seconds)

@@ -1,0 +1,49 @@
+"""What every service function needs, built once in create_app() (or by the CLI)."""
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from goodeye.generation.registry import GeneratorRegistry
+from goodeye.images.validation import ImageLimits
+from goodeye.ratelimit import RateLimiter
+from goodeye.serving.links import LinkIndex
+from goodeye.serving.tokens import TokenSigner
+from goodeye.storage import BlobStorage, create_storage
+
+
+@dataclass
+class Context:
+    """Settings plus the long-lived objects built from them."""
+
+    settings: object
+    storage: BlobStorage
+    image_limits: ImageLimits
+    limiter: RateLimiter
+    generators: GeneratorRegistry
+    tokens: TokenSigner
+    links: LinkIndex | None
+
+    @classmethod
+    def from_settings(cls, settings):
+        """Build every long-lived object the settings describe."""
+        storage = create_storage(settings)
+        return cls(
+            settings=settings,
+            storage=storage,
+            image_limits=ImageLimits(
+                max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_pixels,
+                max_frames=settings.max_frames,
+            ),
+            limiter=RateLimiter(settings.ratelimit_storage_uri, key_prefix=settings.ratelimit_key_prefix),
+            generators=GeneratorRegistry.from_settings(settings),
+            tokens=TokenSigner(),
+            # nginx's fast path serves public images from hard links to local blobs.
+            links=LinkIndex(settings.link_dir, storage.path) if settings.storage == "local" else None,
+        )
+
+
+def current_context():
+    """The Context of the running app."""
+    return current_app.extensions["goodeye"]

@@ -1,0 +1,142 @@
+"""The database: an unbound proxy, bound once by `init_database()` from the settings."""
+
+import functools
+import os
+import random
+import threading
+import time
+from urllib.parse import unquote, urlparse
+
+from peewee import DatabaseProxy, OperationalError, SqliteDatabase
+from playhouse.pool import PooledMySQLDatabase
+
+database = DatabaseProxy()
+
+# InnoDB rolled the whole transaction back (deadlock 1213), or a statement timed out
+# waiting for a lock (1205); when that happened inside a savepoint, peewee's rollback
+# to the savepoint then fails with 1305. The transaction can simply run again.
+_RETRYABLE_MYSQL_ERRORS = (1205, 1213, 1305)
+
+
+class DatabaseUrlError(ValueError):
+    """GOODEYE_DATABASE_URL names something we cannot connect to."""
+
+
+def make_database(url, pool_size=8):
+    """A peewee database for `sqlite:///path` or `mysql://user:pass@host:port/db`."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
+        path = unquote(url[len("sqlite:///"):])
+        if not path:
+            raise DatabaseUrlError("the SQLite URL names no file")
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        # IMMEDIATE: a write transaction takes the write lock up front, so two
+        # processes never deadlock upgrading a read lock; WAL lets readers go on.
+        return SqliteDatabase(
+            path,
+            lock_type="IMMEDIATE",
+            pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"},
+        )
+    if parsed.scheme in ("mysql", "mysql+pool"):
+        name = parsed.path.lstrip("/")
+        if not name:
+            raise DatabaseUrlError("the MySQL URL names no database")
+        return PooledMySQLDatabase(
+            name,
+            user=unquote(parsed.username or "root"),
+            password=unquote(parsed.password or ""),
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 3306,
+            charset="utf8mb4",
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=10,
+            connect_timeout=5,
+        )
+    raise DatabaseUrlError(f"unsupported database URL scheme {parsed.scheme!r} (use sqlite:/// or mysql://)")
+
+
+def init_database(settings):
+    """Bind the proxy to the configured database and return it."""
+    # Every worker thread keeps a connection, so the pool holds at least that many.
+    db = make_database(settings.database, max(settings.database_pool_size, settings.threads + 1))
+    database.initialize(db)
+    return db
+
+
+def retry_on_deadlock(fn, attempts=5):
+    """Decorate a function whose body is one transaction: run it again when MySQL rolled it back."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        for attempt in range(attempts):
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                if attempt + 1 == attempts or not exc.args or exc.args[0] not in _RETRYABLE_MYSQL_ERRORS:
+                    raise
+                # Jitter, so the transactions that deadlocked do not meet again.
+                time.sleep(random.uniform(0, 0.02 * 2**attempt))
+
+    return run
+
+
+_sql_cache = {}
+
+
+def fetch_one(name, build, *params):
+    """Run a hot-path query whose SQL is built once per database: `build()` returns a peewee query
+    with placeholder values in place of `params`, in the same order."""
+    key = (id(database.obj), name)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        sql = _sql_cache[key] = build().sql()[0]
+    return database.execute_sql(sql, params).fetchone()
+
+
+def is_sqlite():
+    """Whether the bound database is SQLite."""
+    return isinstance(database.obj, SqliteDatabase)
+
+
+def for_update(query):
+    """Lock the selected rows where the database can (SQLite's write lock already serialises)."""
+    return query if is_sqlite() else query.for_update()
+
+
+# A connection idle longer than this is pinged before use (MySQL drops idle ones).
+IDLE_PING_SECONDS = 30
+_last_used = threading.local()
+
+
+def discard_connection():
+    """Give up this thread's connection after a database error; the next request opens a fresh one."""
+    if not database.is_closed():
+        try:
+            database.close()
+        except Exception:  # closing a broken connection may fail too; it is gone either way
+            pass
+
+
+def _ensure_connection():
+    if database.is_closed():
+        database.connect()
+    elif not is_sqlite() and time.monotonic() - getattr(_last_used, "at", 0.0) > IDLE_PING_SECONDS:
+        try:
+            database.connection().ping(False)
+        except Exception:
+            discard_connection()
+            database.connect()
+    _last_used.at = time.monotonic()
+
+
+def init_app(app):
+    """Keep one connection per worker thread across requests; ping it only after it sat idle.
+
+    A ping or a pool checkout per request would cost a round trip on the
+    serving path's lightweight check; a connection that fails mid-request is
+    discarded by the error handler (http.py).
+    """
+    app.before_request(_ensure_connection)

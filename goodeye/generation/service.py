@@ -1,0 +1,314 @@
+"""Generate images and host every output (DESIGN §4 "Generated images are hosted automatically").
+
+`generate_and_host` is the one entry point, used by the `/v1` generation API and
+by live URLs. It validates the parameters, enhances the prompt, calls the
+generator, turns every output into bytes (inline bytes as they are, provider
+URLs through the SSRF-safe fetcher), and stores each accepted one as an image
+with `source="generated"`. It does no rate limiting: callers do.
+
+Decisions:
+- `image_urls[i]` is the provider's URL when the output came with one (so it is
+  the fallback when slot i could not be hosted), else the hosted image's URL
+  (builtin, b64_json), else None: an inline output that was not an accepted
+  image and came with no URL has nothing to fall back to.
+- The generation row is written with the images, in one transaction, after the
+  provider answered and every URL was fetched (fetches hold no database lock).
+  Its status is `succeeded` (every output hosted), `partial` (some slots null;
+  `error` says why for each) or `failed` (the provider failed; no image).
+- Anonymous generations belong to the built-in project `goodeye-system/anonymous`,
+  created on first use, with no keys and with new live scopes disabled, so no
+  one can use it as a live-URL generator. Those slugs are reserved.
+"""
+
+import json
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from goodeye.db import database
+from goodeye.errors import (
+    GenerationFailed,
+    ImageTooLarge,
+    ImageTooLargeDimensions,
+    InvalidImage,
+    InvalidRequest,
+    RateLimited,
+    UnsupportedImageType,
+)
+from goodeye.generation.base import ASPECT_RATIOS
+from goodeye.generation.enhance import check_template, enhance_prompt, normalise
+from goodeye.generation.fetch import FetchError, fetch_image_bytes
+from goodeye.identity.service import create_org, create_project
+from goodeye.ids import new_id
+from goodeye.images.service import Placement, create_image, image_url, parse_ttl, parse_visibility
+from goodeye.images.validation import sniff_format
+from goodeye.models import Generation, Image, Org, Project, iso
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**63 - 1
+REQUEST_FIELDS = ("prompt", "n", "aspect_ratio", "seed", "auto_enhance", "template")
+SYSTEM_ORG = "goodeye-system"
+ANONYMOUS_PROJECT = "anonymous"
+ANONYMOUS_LIMIT_NAMESPACE = "anon-generate"
+# Bytes an output may come back as without being one of the accepted images.
+_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions)
+_FILENAME_WORDS = 6
+
+
+@dataclass
+class GenerationResult:
+    """A finished generation: its row, and per output the URL and the hosted image (or None)."""
+
+    generation: Generation
+    image_urls: list[str | None]  # see the module docstring for what each entry holds
+    hosted: list[Image | None]  # aligned 1:1 with image_urls
+
+
+def _check_int(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRequest(f"{name} must be an integer from {low} to {high}.")
+    return value
+
+
+def check_parameters(generator, *, prompt, n, aspect_ratio, seed, auto_enhance, template):
+    """The parameters in canonical form, or InvalidRequest naming the first bad one."""
+    if not isinstance(prompt, str):
+        raise InvalidRequest("prompt is required and must be a string.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(f"prompt may be at most {MAX_PROMPT_CHARS} characters.")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("prompt is not valid Unicode text.") from None
+    prompt = normalise(prompt)
+    if not prompt:
+        raise InvalidRequest("prompt must not be empty.")
+    n = _check_int("n", n, 1, generator.max_n)
+    if aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+    if seed is not None:
+        seed = _check_int("seed", seed, 0, MAX_SEED)
+    if not isinstance(auto_enhance, bool):
+        raise InvalidRequest("auto_enhance must be true or false.")
+    if not isinstance(template, str):
+        raise InvalidRequest("template must be a string.")
+    return {
+        "prompt": prompt,
+        "n": n,
+        "aspect_ratio": aspect_ratio,
+        "seed": seed,
+        "auto_enhance": auto_enhance,
+        "template": check_template(template),
+    }
+
+
+def parse_request(ctx, generator_id, body):
+    """The keyword arguments of generate_and_host from a `/v1` request body, or InvalidRequest."""
+    generator = ctx.generators.get(generator_id)
+    unknown = set(body) - set(REQUEST_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    if "prompt" not in body:
+        raise InvalidRequest("prompt is required.")
+    params = check_parameters(
+        generator,
+        prompt=body["prompt"],
+        n=body.get("n", 1),
+        aspect_ratio=body.get("aspect_ratio", "1:1"),
+        seed=body.get("seed"),
+        auto_enhance=body.get("auto_enhance", False),
+        template=body.get("template", "general"),
+    )
+    return {"generator_id": generator.id, **params}
+
+
+def take_anonymous_generation(ctx, ip):
+    """Count one anonymous generation for this client IP, or RateLimited with Retry-After."""
+    state = ctx.limiter.hit(ctx.settings.anonymous_generation_limit, ANONYMOUS_LIMIT_NAMESPACE, ip)
+    if not state.allowed:
+        raise RateLimited(
+            "Too many anonymous generations from this address; retry later or use an API key.",
+            headers={"Retry-After": str(max(1, state.reset_seconds)), **state.headers()},
+        )
+    return state
+
+
+def anonymous_project_id():
+    """The id of the built-in project that owns anonymous generations, created on first use."""
+    row = (
+        Project.select(Project.id)
+        .join(Org)
+        .where((Org.slug == SYSTEM_ORG) & (Project.slug == ANONYMOUS_PROJECT))
+        .tuples()
+        .first()
+    )
+    if row is not None:
+        return row[0]
+    create_org(SYSTEM_ORG)
+    project, _created = create_project(f"{SYSTEM_ORG}/{ANONYMOUS_PROJECT}", allow_new_live_scopes=False)
+    return project.id
+
+
+def generate_and_host(
+    ctx,
+    *,
+    generator_id,
+    prompt,
+    n=1,
+    aspect_ratio="1:1",
+    seed=None,
+    auto_enhance=False,
+    template="general",
+    project_id,
+    visibility,
+    ttl_seconds=None,
+    client_ip=None,
+):
+    """Generate `n` images and host each output for the project; GenerationFailed if the provider fails."""
+    generator = ctx.generators.get(generator_id)
+    params = check_parameters(
+        generator, prompt=prompt, n=n, aspect_ratio=aspect_ratio, seed=seed, auto_enhance=auto_enhance, template=template
+    )
+    placement = Placement(
+        visibility=parse_visibility(visibility), ttl_seconds=None if ttl_seconds is None else parse_ttl(ttl_seconds)
+    )
+    started = time.monotonic()
+    enhanced = (
+        enhance_prompt(params["prompt"], params["template"], True, chat=ctx.generators.enhancer)
+        if params["auto_enhance"]
+        else None
+    )
+    row = {
+        "id": new_id("gen"),
+        "project": project_id,
+        "generator": generator.id,
+        "prompt": params["prompt"],
+        "enhanced_prompt": enhanced,
+        "client_ip": client_ip,
+    }
+    request_params = {key: params[key] for key in ("n", "aspect_ratio", "seed", "auto_enhance", "template")}
+    try:
+        outputs = generator.generate(enhanced or params["prompt"], params["n"], params["aspect_ratio"], params["seed"])
+    except GenerationFailed as exc:
+        Generation.create(
+            **row,
+            params=json.dumps(request_params),
+            status="failed",
+            error=exc.message,
+            duration_ms=_elapsed_ms(started),
+        )
+        raise
+    payloads = _collect_bytes(ctx, outputs)
+
+    hosted, reasons = [], []
+    with database.atomic():
+        for index, (output, (data, reason)) in enumerate(zip(outputs, payloads)):
+            image = None
+            if data is not None:
+                try:
+                    image = create_image(
+                        ctx,
+                        project_id,
+                        data,
+                        _placement_for(placement, params["prompt"], row["id"], index, data),
+                        source="generated",
+                        generation_params={
+                            "generation_id": row["id"],
+                            "generator": generator.id,
+                            "prompt": params["prompt"],
+                            "enhanced_prompt": enhanced,
+                            "index": index,
+                            **request_params,
+                        },
+                    )
+                except _NOT_ACCEPTED as exc:
+                    reason = exc.message
+            hosted.append(image)
+            if image is None:
+                reasons.append(f"output {index}: {reason or 'no image'}")
+        status = "partial" if reasons else "succeeded"
+        generation = Generation.create(
+            **row,
+            params=json.dumps({**request_params, "outputs": len(outputs)}),
+            status=status,
+            error="; ".join(reasons) or None,
+            duration_ms=_elapsed_ms(started),
+        )
+    if reasons:
+        log.info("generation %s not fully hosted: %s", generation.id, generation.error)
+    image_urls = [
+        output.url or (image_url(ctx.settings, image) if image is not None else None)
+        for output, image in zip(outputs, hosted)
+    ]
+    return GenerationResult(generation=generation, image_urls=image_urls, hosted=hosted)
+
+
+def _elapsed_ms(started):
+    return int((time.monotonic() - started) * 1000)
+
+
+def _collect_bytes(ctx, outputs):
+    """(bytes or None, why not) per output; provider URLs are fetched in parallel under the fetch rules."""
+    settings = ctx.settings
+
+    def collect(output):
+        if output.data:
+            return output.data, None
+        if not output.url:
+            return None, "the provider gave neither bytes nor a URL"
+        try:
+            return (
+                fetch_image_bytes(
+                    output.url,
+                    allowlist=ctx.generators.allowlist,
+                    max_bytes=ctx.image_limits.max_bytes,
+                    timeout_seconds=settings.fetch_max_seconds,
+                ),
+                None,
+            )
+        except FetchError as exc:
+            return None, f"not fetched: {exc}"
+
+    fetches = [output for output in outputs if not output.data and output.url]
+    if len(fetches) <= 1:
+        return [collect(output) for output in outputs]
+    # In parallel, so n slow URLs cost one fetch cap, not n, within nginx's upstream timeout.
+    with ThreadPoolExecutor(max_workers=len(outputs)) as pool:
+        return list(pool.map(collect, outputs))
+
+
+def _placement_for(placement, prompt, generation_id, index, data):
+    """A readable, project-unique filename such as `red-fox-in-snow-3kQ9xY2a-1.jpg`."""
+    words = re.findall(r"[a-z0-9]+", prompt.lower())[:_FILENAME_WORDS]
+    stem = "-".join(words)[:60].strip("-") or "generated"
+    fmt = sniff_format(data)
+    ext = f".{'jpg' if fmt == 'JPEG' else fmt.lower()}" if fmt else ""
+    filename = f"{stem}-{generation_id.removeprefix('gen_')[:8]}-{index + 1}{ext}"
+    return Placement(visibility=placement.visibility, ttl_seconds=placement.ttl_seconds, filename=filename)
+
+
+def hosted_record(settings, image):
+    """The `hosted_images[i]` entry of an image."""
+    return {
+        "id": image.id,
+        "url": image_url(settings, image),
+        "visibility": image.visibility,
+        "expires_at": iso(image.expires_at),
+    }
+
+
+def generation_response(settings, result):
+    """The `/v1` JSON answer of a generation."""
+    generation = result.generation
+    return {
+        "generation_id": generation.id,
+        "generator": generation.generator,
+        "prompt": generation.prompt,
+        "enhanced_prompt": generation.enhanced_prompt,
+        "image_urls": result.image_urls,
+        "hosted_images": [hosted_record(settings, image) if image is not None else None for image in result.hosted],
+    }

@@ -1,0 +1,1 @@
+"""Organisations, projects and API keys (DESIGN §3)."""

@@ -1,0 +1,318 @@
+"""Image records: create, list, get, update, delete (DESIGN §4)."""
+
+import base64
+import binascii
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from peewee import IntegrityError
+
+from goodeye.db import database, for_update, retry_on_deadlock
+from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest
+from goodeye.ids import base62, new_id
+from goodeye.images.blobs import acquire_blob, release_blob
+from goodeye.images.validation import validate_image
+from goodeye.models import Image, Project, iso, utcnow
+
+VISIBILITIES = ("private", "public")
+SOURCES = ("upload", "generated")
+ALIAS_PATTERN = re.compile(r"^@?([a-z0-9][a-z0-9_-]{0,63})$")
+# Ten years: long enough for any real expiry, short enough for every datetime type.
+MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_LIST_LIMIT = 100
+
+
+# The columns that describe an image's bytes; ImageInfo has the same names.
+BYTES_FIELDS = ("sha256", "content_type", "ext", "size_bytes", "width", "height", "frames", "phash")
+
+
+def bytes_fields(source):
+    """The byte-describing columns of an ImageInfo or Image, as keyword arguments."""
+    return {name: getattr(source, name) for name in BYTES_FIELDS}
+
+
+@dataclass
+class Placement:
+    """How a new image is to be kept: visibility, expiry, filename, alias."""
+
+    visibility: str = "private"
+    ttl_seconds: int | None = None
+    filename: str | None = None
+    alias: str | None = None
+
+
+def parse_visibility(value):
+    """'public' or 'private', else InvalidRequest."""
+    if value not in VISIBILITIES:
+        raise InvalidRequest("visibility must be 'public' or 'private'.")
+    return value
+
+
+def parse_ttl(value):
+    """A positive whole number of seconds (from JSON or a form field), else InvalidRequest."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidRequest("ttl_seconds must be a positive whole number of seconds.")
+    if value > MAX_TTL_SECONDS:
+        raise InvalidRequest(f"ttl_seconds may be at most {MAX_TTL_SECONDS}.")
+    return value
+
+
+def parse_flag(value, name):
+    """A boolean from JSON or a form field ('true'/'false'), else InvalidRequest."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise InvalidRequest(f"{name} must be true or false.")
+
+
+def parse_alias(value):
+    """An alias as stored (without '@'), or None to clear; else InvalidRequest."""
+    if value is None:
+        return None
+    match = ALIAS_PATTERN.match(value) if isinstance(value, str) else None
+    if not match:
+        raise InvalidRequest("alias must be '@' followed by 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit.")
+    return match.group(1)
+
+
+def clean_filename(value, ext):
+    """A safe, readable filename: the base name with unsafe characters replaced; generated when empty."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest("filename must be a string.")
+    name = FILENAME_UNSAFE.sub("-", os.path.basename((value or "").replace("\\", "/"))).strip(".-")[:200]
+    return name or f"image-{base62(10)}.{ext}"
+
+
+def placement_from(fields):
+    """Validate the placement fields of an upload (multipart form or JSON)."""
+    ttl = fields.get("ttl_seconds")
+    permanent = fields.get("permanent")
+    if permanent is not None and not parse_flag(permanent, "permanent"):
+        raise InvalidRequest("permanent only takes true (an image without ttl_seconds has no expiry).")
+    if permanent is not None and ttl not in (None, ""):
+        raise InvalidRequest("ttl_seconds and permanent cannot be used together.")
+    return Placement(
+        visibility=parse_visibility(fields.get("visibility") or "private"),
+        ttl_seconds=None if ttl in (None, "") else parse_ttl(ttl),
+        filename=fields.get("filename"),
+        alias=parse_alias(fields.get("alias")) if fields.get("alias") not in (None, "") else None,
+    )
+
+
+def decode_base64_image(data, max_bytes):
+    """The bytes of a base64 `data` field, checking its size before decoding."""
+    if not isinstance(data, str) or not data:
+        raise InvalidRequest("data must be a non-empty base64 string.")
+    if len(data) > (max_bytes + 2) // 3 * 4 + 4:
+        raise ImageTooLarge()
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("data is not valid base64.") from None
+
+
+def create_image(ctx, project_id, data, placement, *, source="upload", generation_params=None):
+    """Validate bytes, store them and insert the record; nothing is left behind on failure."""
+    info = validate_image(data, ctx.image_limits)
+    image = _insert_image(ctx, project_id, info, data, placement, source, generation_params)
+    sync_link(ctx, image)
+    return image
+
+
+def sync_link(ctx, image):
+    """Give a public, unexpired image its fast-path link; take it from any other."""
+    if ctx.links is None:
+        return
+    if image.visibility == "public" and (image.expires_at is None or image.expires_at > utcnow()):
+        ctx.links.add(image.token, image.sha256)
+    else:
+        ctx.links.remove(image.token)
+
+
+@retry_on_deadlock
+def _insert_image(ctx, project_id, info, data, placement, source, generation_params):
+    now = utcnow()
+    filename = clean_filename(placement.filename, info.ext)
+    with database.atomic():
+        acquire_blob(ctx.storage, info, data)
+        if placement.alias:
+            _lock_aliases(project_id)
+            _release_alias(project_id, placement.alias, now)
+        for attempt in range(5):
+            try:
+                return Image.create(
+                    id=new_id("img"),
+                    token=ctx.tokens.new_token(),
+                    project=project_id,
+                    **bytes_fields(info),
+                    visibility=placement.visibility,
+                    source=source,
+                    filename=filename,
+                    alias=placement.alias,
+                    generation_params=json.dumps(generation_params) if generation_params else None,
+                    expires_at=now + timedelta(seconds=placement.ttl_seconds) if placement.ttl_seconds else None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            except IntegrityError:
+                # Filenames are unique per project; a taken one gets a short suffix. A
+                # failed INSERT undoes only itself (MySQL and SQLite alike), so the
+                # transaction goes on without the round trips of a savepoint.
+                stem, dot, ext = filename.rpartition(".")
+                filename = f"{stem}-{base62(6)}.{ext}" if dot else f"{filename}-{base62(6)}"
+        raise InvalidRequest("Could not find a free filename; choose another.")
+
+
+def _lock_aliases(project_id):
+    """Serialise alias moves within a project on its row (SQLite's write lock already does)."""
+    # Two moves racing on the UNIQUE (project, alias) key otherwise deadlock or collide.
+    list(for_update(Project.select(Project.id).where(Project.id == project_id)))
+
+
+def _release_alias(project_id, alias, now):
+    """An alias names one image: take it from whichever image holds it now."""
+    Image.update(alias=None, updated_at=now).where((Image.project == project_id) & (Image.alias == alias)).execute()
+
+
+def _live(query, now):
+    return query.where((Image.expires_at.is_null()) | (Image.expires_at > now))
+
+
+def get_image(project_id, image_id):
+    """An unexpired image of the project by management id, else ImageNotFound (existence masked)."""
+    if not isinstance(image_id, str) or not image_id.startswith("img_") or len(image_id) > 40:
+        raise ImageNotFound()
+    image = _live(Image.select().where((Image.id == image_id) & (Image.project == project_id)), utcnow()).first()
+    if image is None:
+        raise ImageNotFound()
+    return image
+
+
+def encode_cursor(pk):
+    """An opaque cursor for the page after the image with this pk."""
+    return base64.urlsafe_b64encode(f"v1:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """The pk a cursor points after, else InvalidRequest."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, pk = raw.partition(":")
+        if version != "v1" or not pk.isdigit():
+            raise ValueError
+        return int(pk)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidRequest("cursor is not valid; pass next_cursor from a previous page.") from None
+
+
+def list_images(project_id, *, source=None, visibility=None, limit=20, cursor=None):
+    """A page of the project's unexpired images, newest first: (images, next_cursor)."""
+    if source is not None and source not in SOURCES:
+        raise InvalidRequest("source must be 'upload' or 'generated'.")
+    if visibility is not None:
+        parse_visibility(visibility)
+    if isinstance(limit, str):
+        limit = int(limit) if limit.strip().isdigit() else 0
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
+    query = _live(Image.select().where(Image.project == project_id), utcnow())
+    if source:
+        query = query.where(Image.source == source)
+    if visibility:
+        query = query.where(Image.visibility == visibility)
+    if cursor:
+        query = query.where(Image.pk < decode_cursor(cursor))
+    # Keyset pagination on the auto-increment key: images added while a
+    # client pages through land before its first page, never inside it.
+    rows = list(query.order_by(Image.pk.desc()).limit(limit + 1))
+    next_cursor = encode_cursor(rows[limit - 1].pk) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def update_image(ctx, project_id, image_id, changes):
+    """Apply a PATCH body: visibility, ttl_seconds (int or null), permanent, alias."""
+    if not isinstance(changes, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    unknown = set(changes) - {"visibility", "ttl_seconds", "permanent", "alias"}
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    permanent = "permanent" in changes
+    if permanent and changes["permanent"] is not True:
+        raise InvalidRequest("permanent only takes true (to clear the expiry).")
+    if permanent and "ttl_seconds" in changes:
+        raise InvalidRequest("ttl_seconds and permanent cannot be used together.")
+    updates = {}
+    if "visibility" in changes:
+        updates["visibility"] = parse_visibility(changes["visibility"])
+    now = utcnow()
+    if "ttl_seconds" in changes:
+        ttl = changes["ttl_seconds"]
+        updates["expires_at"] = None if ttl is None else now + timedelta(seconds=parse_ttl(ttl))
+    if permanent:
+        updates["expires_at"] = None
+    alias = parse_alias(changes["alias"]) if "alias" in changes else None
+    image = _apply_update(project_id, image_id, updates, "alias" in changes, alias, now)
+    sync_link(ctx, image)
+    return image
+
+
+@retry_on_deadlock
+def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
+    with database.atomic():
+        if alias_changes:
+            _lock_aliases(project_id)
+        image = get_image(project_id, image_id)
+        if alias_changes:
+            if alias and alias != image.alias:
+                _release_alias(project_id, alias, now)
+            updates = {**updates, "alias": alias}
+        for field, value in updates.items():
+            setattr(image, field, value)
+        image.updated_at = now
+        # Only the columns this request changes: a concurrent alias move must not be undone.
+        image.save(only=[getattr(Image, field) for field in (*updates, "updated_at")])
+        return image
+
+
+def delete_image(ctx, project_id, image_id):
+    """Delete the record at once and reclaim its blob if no other image shares it."""
+    with database.atomic():
+        image = get_image(project_id, image_id)
+        image.delete_instance()
+    if ctx.links is not None:
+        ctx.links.remove(image.token)
+    release_blob(ctx.storage, image.sha256)
+
+
+def image_url(settings, image):
+    """The stable serving URL of an image."""
+    return f"{settings.base_url}/v1/i/{image.token}.{image.ext}"
+
+
+def image_record(settings, image):
+    """The `/v1` JSON record of an image."""
+    return {
+        "id": image.id,
+        "token": image.token,
+        "url": image_url(settings, image),
+        "visibility": image.visibility,
+        "source": image.source,
+        "content_type": image.content_type,
+        "size_bytes": image.size_bytes,
+        "width": image.width,
+        "height": image.height,
+        "sha256": image.sha256,
+        "filename": image.filename,
+        "alias": f"@{image.alias}" if image.alias else None,
+        "expires_at": iso(image.expires_at),
+        "created_at": iso(image.created_at),
+        "updated_at": iso(image.updated_at),
+        "generation": json.loads(image.generation_params) if image.generation_params else None,
+    }

@@ -1,0 +1,1 @@
+"""Live URLs, the project CDN and scopes (DESIGN §5)."""

@@ -1,0 +1,423 @@
+"""Live URLs and the CDN (DESIGN §5): images by filename or @alias, and images made on first request.
+
+A live URL's HIT never generates and touches no limit: one indexed query for the
+project, one for the cache entry joined to its image, then nginx streams the
+bytes (the same X-Accel-Redirect answer as a public `/v1` image). A MISS
+runs, in this order: the scope rules, the claim of the cache key (an insert
+under its UNIQUE key, so concurrent MISSes of one key generate once and the
+others wait for that image), the per-IP limit, the scope budget (one
+conditional UPDATE), the generation. Every step after the claim is undone on
+failure: the claim is deleted and the budget slot given back.
+
+Decisions where the contract is silent:
+- Requests that lose the claim and then get the winner's image are answered as
+  HITs: they generated nothing and were counted against no limit.
+- The per-IP limit is tested before the budget is taken and hit after it, so a
+  request refused by the budget costs the client nothing; a failed generation
+  gives the budget slot back but not the per-IP hit (generating cost us).
+- The prompt is whitespace-normalised before it enters the cache key, as the
+  generator sees it.
+"""
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from peewee import JOIN, IntegrityError
+
+from goodeye.db import database, fetch_one
+from goodeye.errors import (
+    Forbidden,
+    GenerationFailed,
+    ImageNotFound,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+)
+from goodeye.generation.base import ASPECT_RATIOS
+from goodeye.generation.enhance import check_template, normalise
+from goodeye.generation.service import MAX_PROMPT_CHARS, generate_and_host
+from goodeye.ids import new_id
+from goodeye.images.service import ALIAS_PATTERN, delete_image, image_url, parse_flag
+from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
+from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
+
+SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The seed's one year; bounded by an image's TTL when it has one (README: the trade-off).
+CDN_MAX_AGE = 31536000
+LIVE_GENERATOR = "builtin"
+LIVE_LIMIT_NAMESPACE = "live"
+POLL_SECONDS = 0.1
+RETRY_SOON = {"Retry-After": "5"}
+
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    """The query of a live URL, validated: what the cache key is made of."""
+
+    prompt: str
+    aspect_ratio: str = "1:1"
+    auto_enhance: bool = True
+    template: str = "general"
+
+    def cache_key(self, project_id, scope_slug):
+        """SHA-256 over project id + scope + prompt + aspectRatio + autoEnhance + template."""
+        material = json.dumps([project_id, scope_slug, self.prompt, self.aspect_ratio, self.auto_enhance, self.template])
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+    def params(self):
+        """The generation parameters kept with the cache entry, so regenerate can repeat them."""
+        return {
+            "generator": LIVE_GENERATOR,
+            "prompt": self.prompt,
+            "aspect_ratio": self.aspect_ratio,
+            "auto_enhance": self.auto_enhance,
+            "template": self.template,
+        }
+
+
+@dataclass
+class LiveOutcome:
+    """What a live URL answers with: the image, HIT or MISS, and on a MISS its generation and limit state."""
+
+    image: ServableImage
+    cache_status: str
+    generation_id: str | None = None
+    limit_state: object = None
+
+
+def check_scope_slug(slug):
+    """The slug if it matches `^[A-Za-z0-9_-]{1,64}$`, else 400 SCOPE_INVALID_FORMAT."""
+    if not isinstance(slug, str) or not SCOPE_SLUG.match(slug):
+        raise InvalidRequest("Scope slugs are 1-64 of A-Z, a-z, 0-9, '_' and '-'.", code="SCOPE_INVALID_FORMAT")
+    return slug
+
+
+def check_prompt(prompt):
+    """A whitespace-normalised, non-empty prompt within the length limit, else VALIDATION_ERROR."""
+    if not isinstance(prompt, str) or not normalise(prompt):
+        raise InvalidRequest("prompt is required.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(f"prompt may be at most {MAX_PROMPT_CHARS} characters.")
+    return normalise(prompt)
+
+
+def parse_live_query(args):
+    """A LiveRequest from the query string (prompt, aspectRatio, autoEnhance, template)."""
+    aspect_ratio = args.get("aspectRatio", "1:1")
+    if aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidRequest(f"aspectRatio must be one of {', '.join(ASPECT_RATIOS)}.")
+    return LiveRequest(
+        prompt=check_prompt(args.get("prompt")),
+        aspect_ratio=aspect_ratio,
+        auto_enhance=parse_flag(args.get("autoEnhance", "true"), "autoEnhance"),
+        template=check_template(args.get("template", "general")),
+    )
+
+
+def resolve_project(org_slug, project_slug):
+    """(project id, allow_new_live_scopes) of org/project, else ORG_NOT_FOUND / PROJECT_NOT_FOUND."""
+    row = fetch_one(
+        "project",
+        lambda: Org.select(Org.id, Project.id, Project.allow_new_live_scopes)
+        .join(Project, join_type=JOIN.LEFT_OUTER, on=((Project.org == Org.id) & (Project.slug == "__project__")))
+        .where(Org.slug == "__org__"),
+        project_slug,
+        org_slug,
+    )
+    if row is None:
+        raise NotFound(f"No organization {org_slug!r}.", code="ORG_NOT_FOUND")
+    if row[1] is None:
+        raise NotFound(f"No project {project_slug!r} in {org_slug!r}.", code="PROJECT_NOT_FOUND")
+    return row[1], bool(row[2])
+
+
+def cdn_cache_control(image, now=None):
+    """`public, max-age=31536000`, bounded by the image's remaining TTL."""
+    max_age = CDN_MAX_AGE
+    if image.expires_at is not None:
+        max_age = max(0, min(max_age, int((image.expires_at - (now or utcnow())).total_seconds())))
+    return f"public, max-age={max_age}"
+
+
+def find_cdn_image(org_slug, project_slug, name):
+    """The public, unexpired image of org/project with that filename or @alias, else a 404 code."""
+    if name.startswith("@"):
+        match = ALIAS_PATTERN.match(name)
+        column, value = Image.alias, match.group(1) if match else None
+    else:
+        column, value = Image.filename, name
+    row = None
+    if value is not None:
+        row = fetch_one(
+            f"cdn-{column.name}",
+            lambda: Image.select(*SERVABLE_COLUMNS)
+            .join(Project)
+            .join(Org)
+            .where((Org.slug == "__org__") & (Project.slug == "__project__") & (column == "__value__")),
+            org_slug,
+            project_slug,
+            value,
+        )
+    if row is None:
+        # Only a miss pays for telling an unknown org or project from an unknown image.
+        resolve_project(org_slug, project_slug)
+        raise ImageNotFound()
+    image = ServableImage.from_row(row)
+    if image.visibility != "public" or image.expired():
+        raise ImageNotFound()
+    return image
+
+
+def find_cached(cache_key):
+    """The image a live cache key names, None when there is none yet; 404 when it is no longer public."""
+    row = fetch_one(
+        "live-hit",
+        lambda: LiveCacheEntry.select(*SERVABLE_COLUMNS).join(Image).where(LiveCacheEntry.cache_key == "__key__"),
+        cache_key,
+    )
+    if row is None:
+        return None
+    image = ServableImage.from_row(row)
+    # The owner made it private or gave it a TTL that ran out: the URL stops serving it.
+    if image.visibility != "public" or image.expired():
+        raise ImageNotFound()
+    return image
+
+
+# --- scopes ------------------------------------------------------------------
+
+
+def ensure_scope(project_id, allow_new_live_scopes, slug):
+    """The project's scope with this slug, created with default settings if the project allows it."""
+    scope = LiveScope.get_or_none((LiveScope.project == project_id) & (LiveScope.slug == slug))
+    if scope is not None:
+        return scope
+    if not allow_new_live_scopes:
+        raise Forbidden(
+            f"Scope {slug!r} does not exist and this project does not create scopes on request.", code="SCOPE_CREATION_DISABLED"
+        )
+    try:
+        with database.atomic():
+            return LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
+    except IntegrityError:
+        # Another request created it first.
+        return LiveScope.get((LiveScope.project == project_id) & (LiveScope.slug == slug))
+
+
+def take_budget(scope_id):
+    """Take one of the scope's generations, atomically across processes; whether there was one."""
+    taken = (
+        LiveScope.update(current_generations=LiveScope.current_generations + 1)
+        .where((LiveScope.id == scope_id) & (LiveScope.current_generations < LiveScope.new_generations_limit))
+        .execute()
+    )
+    return taken == 1
+
+
+def give_back_budget(scope_id):
+    """Return a generation taken by take_budget (its generation failed)."""
+    LiveScope.update(current_generations=LiveScope.current_generations - 1).where(
+        (LiveScope.id == scope_id) & (LiveScope.current_generations > 0)
+    ).execute()
+
+
+# --- single flight -------------------------------------------------------------
+
+
+def _claim(model, **fields):
+    """Insert a pending row under the model's UNIQUE key; its pk, or None when another request holds it."""
+    try:
+        with database.atomic():
+            return model.insert(claimed_at=utcnow(), **fields).execute()
+    except IntegrityError:
+        return None
+
+
+def _release(model, pk):
+    """Delete a claim that produced no image, so the next request may claim the key again."""
+    model.delete().where((model.pk == pk) & (model.image.is_null())).execute()
+
+
+def _wait_seconds(settings):
+    # Answer before nginx gives up on the upstream (proxy_read_timeout is max(60, provider timeout + 30)).
+    return max(30, settings.openai_timeout_seconds + 15)
+
+
+def _stale_after(settings):
+    # gunicorn kills a worker stuck longer than its timeout; a claim older than that has no owner left.
+    return timedelta(seconds=max(60, settings.openai_timeout_seconds + 30) + 30)
+
+
+def _drop_stale_claim(settings, model, key_filter):
+    model.delete().where(key_filter & model.image.is_null() & (model.claimed_at < utcnow() - _stale_after(settings))).execute()
+
+
+def generate_live_image(ctx, params, project_id, ip):
+    """Generate one public image without expiry from cache-entry params: (generation row, image)."""
+    result = generate_and_host(
+        ctx,
+        generator_id=params["generator"],
+        prompt=params["prompt"],
+        n=1,
+        aspect_ratio=params["aspect_ratio"],
+        seed=None,
+        auto_enhance=params["auto_enhance"],
+        template=params["template"],
+        project_id=project_id,
+        visibility="public",
+        client_ip=ip,
+    )
+    image = result.hosted[0]
+    if image is None:
+        raise GenerationFailed(f"The generated image could not be stored: {result.generation.error or 'no image'}.")
+    return result.generation, image
+
+
+def _rate_limited(code, message, state):
+    headers = state.headers()
+    if code == "IP_RATE_LIMIT_EXCEEDED":
+        headers["Retry-After"] = str(max(1, state.reset_seconds))
+    return RateLimited(message, code=code, headers=headers)
+
+
+def serve_live(ctx, project_id, allow_new_live_scopes, slug, live, ip):
+    """Answer a live URL whose key was not cached: wait for a generation in flight, or generate."""
+    scope = ensure_scope(project_id, allow_new_live_scopes, slug)
+    if not scope.allow_new_generations:
+        raise Forbidden(f"Scope {slug!r} does not allow new generations.", code="GENERATION_DISABLED")
+    cache_key = live.cache_key(project_id, slug)
+    deadline = time.monotonic() + _wait_seconds(ctx.settings)
+    while True:
+        entry_pk = _claim(
+            LiveCacheEntry, cache_key=cache_key, project=project_id, scope=scope.id, params=json.dumps(live.params())
+        )
+        if entry_pk is not None:
+            break
+        image = find_cached(cache_key)
+        if image is not None:
+            return LiveOutcome(image, "HIT")
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("The image for this URL is still being generated; retry shortly.", headers=RETRY_SOON)
+        _drop_stale_claim(ctx.settings, LiveCacheEntry, LiveCacheEntry.cache_key == cache_key)
+        time.sleep(POLL_SECONDS)
+    try:
+        return _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk)
+    except BaseException:
+        _release(LiveCacheEntry, entry_pk)
+        raise
+
+
+def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk):
+    limit = ctx.settings.live_generation_limit
+    state = ctx.limiter.peek(limit, LIVE_LIMIT_NAMESPACE, ip)
+    if not state.allowed:
+        raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
+    if not take_budget(scope.id):
+        raise _rate_limited(
+            "SCOPE_GENERATION_LIMIT_EXCEEDED",
+            f"Scope {scope.slug!r} has used its {scope.new_generations_limit} generations.",
+            state,
+        )
+    image = None
+    try:
+        state = ctx.limiter.hit(limit, LIVE_LIMIT_NAMESPACE, ip)
+        if not state.allowed:
+            raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
+        generation, image = generate_live_image(ctx, live.params(), project_id, ip)
+        with database.atomic():
+            linked = (
+                LiveCacheEntry.update(image=image.pk, generation_id=generation.id)
+                .where((LiveCacheEntry.pk == entry_pk) & LiveCacheEntry.image.is_null())
+                .execute()
+            )
+            if not linked:
+                raise ServiceUnavailable("The scope changed while the image was generated; retry.")
+            Image.update(live_scope_id=scope.id).where(Image.pk == image.pk).execute()
+            LiveScope.update(last_generated_at=utcnow()).where(LiveScope.id == scope.id).execute()
+    except BaseException:
+        give_back_budget(scope.id)
+        if image is not None:
+            delete_image(ctx, project_id, image.id)
+        raise
+    servable = ServableImage.from_image(image)
+    return LiveOutcome(servable, "MISS", generation.id, state)
+
+
+# --- GET /api/v1/live ----------------------------------------------------------
+
+
+def prompt_hash(prompt):
+    """The SHA-256 (hex) under which `prompt_url_cache` keeps a prompt."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
+def _prompt_hit(ctx, project_id, digest):
+    """The cached image of a prompt after counting the hit, None when there is none yet."""
+    row = (
+        PromptUrlCache.select(PromptUrlCache.pk, Image)
+        .join(Image)
+        .where((PromptUrlCache.project == project_id) & (PromptUrlCache.prompt_hash == digest))
+        .first()
+    )
+    if row is None:
+        return None
+    if row.image.expires_at is not None and row.image.expires_at <= utcnow():
+        # Its owner gave the image a TTL that ran out: forget it and generate again.
+        PromptUrlCache.delete().where(PromptUrlCache.pk == row.pk).execute()
+        return None
+    PromptUrlCache.update(hit_count=PromptUrlCache.hit_count + 1, last_accessed_at=utcnow()).where(
+        PromptUrlCache.pk == row.pk
+    ).execute()
+    return PromptUrlCache.select(PromptUrlCache, Image).join(Image).where(PromptUrlCache.pk == row.pk).first()
+
+
+def prompt_image(ctx, project_id, prompt, ip):
+    """The project's image for a prompt, generated once (public, no expiry): (cache row, 'HIT' or 'MISS')."""
+    prompt = check_prompt(prompt)
+    digest = prompt_hash(prompt)
+    key_filter = (PromptUrlCache.project == project_id) & (PromptUrlCache.prompt_hash == digest)
+    deadline = time.monotonic() + _wait_seconds(ctx.settings)
+    while True:
+        row = _prompt_hit(ctx, project_id, digest)
+        if row is not None:
+            return row, "HIT"
+        pk = _claim(PromptUrlCache, project=project_id, prompt_hash=digest)
+        if pk is not None:
+            break
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("The image for this prompt is still being generated; retry shortly.", headers=RETRY_SOON)
+        _drop_stale_claim(ctx.settings, PromptUrlCache, key_filter)
+        time.sleep(POLL_SECONDS)
+    image = None
+    try:
+        _generation, image = generate_live_image(ctx, LiveRequest(prompt).params(), project_id, ip)
+        linked = (
+            PromptUrlCache.update(image=image.pk, last_accessed_at=utcnow())
+            .where((PromptUrlCache.pk == pk) & PromptUrlCache.image.is_null())
+            .execute()
+        )
+        if not linked:
+            raise ServiceUnavailable("The prompt cache changed while the image was generated; retry.")
+    except BaseException:
+        _release(PromptUrlCache, pk)
+        if image is not None:
+            delete_image(ctx, project_id, image.id)
+        raise
+    return PromptUrlCache.select(PromptUrlCache, Image).join(Image).where(PromptUrlCache.pk == pk).first(), "MISS"
+
+
+def prompt_record(settings, prompt, row):
+    """The `data` of a `GET /api/v1/live` answer."""
+    return {
+        "imageId": row.image.id,
+        "url": image_url(settings, row.image),
+        "prompt": prompt,
+        "hitCount": row.hit_count,
+        "lastAccessedAt": iso(row.last_accessed_at),
+    }

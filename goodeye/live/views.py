@@ -1,0 +1,133 @@
+"""`/cdn/{org}/{project}/img/...`, `/cdn/{org}/{project}/live/{scope}`, `/api/v1/live` and `/api/v1/live/scopes`."""
+
+from flask import Blueprint, jsonify, request
+
+from goodeye.context import current_context
+from goodeye.errors import GoodeyeError
+from goodeye.http import client_ip, json_body
+from goodeye.identity.auth import required_project_id
+from goodeye.live import scopes, service
+from goodeye.serving import decide
+from goodeye.serving.respond import blob_response
+
+bp = Blueprint("live", __name__)
+
+
+@bp.get("/cdn/<org>/<project>/img/<path:name>")
+def cdn_image(org, project, name):
+    ctx = current_context()
+    image = service.find_cdn_image(org, project, name)
+    return blob_response(ctx, image, service.cdn_cache_control(image))
+
+
+@bp.get("/cdn/<org>/<project>/live/<scope>")
+def cdn_live(org, project, scope):
+    ctx = current_context()
+    service.check_scope_slug(scope)
+    live = service.parse_live_query(request.args)
+    project_id, allow_new_scopes = service.resolve_project(org, project)
+    image = service.find_cached(live.cache_key(project_id, scope))
+    if image is not None:
+        return blob_response(ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope)
+    outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip(ctx.settings))
+    if outcome.cache_status == "HIT":
+        return blob_response(ctx, outcome.image, service.cdn_cache_control(outcome.image), cache_status="HIT", scope=scope)
+    return _miss_response(ctx, outcome, scope)
+
+
+@bp.get("/_goodeye/decide/img/<org>/<project>/<path:name>")
+def decide_cdn_image(org, project, name):
+    """nginx's reusable decision for /cdn/{org}/{project}/img/{name}."""
+    ctx = current_context()
+    try:
+        image = service.find_cdn_image(org, project, name)
+    except GoodeyeError:
+        # Not kept: an upload or an alias move may make the name resolve any moment.
+        return decide.pass_to_app()
+    # An alias moves between images: its decision is never kept. A filename names
+    # one image for life (a new image with a freed name has a new link).
+    keep = not name.startswith("@")
+    return decide.granted(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=keep)
+
+
+@bp.get("/_goodeye/decide/live/<org>/<project>/<scope>")
+def decide_cdn_live(org, project, scope):
+    """nginx's reusable decision for a live URL: HITs are served by nginx, everything else by the app."""
+    ctx = current_context()
+    try:
+        service.check_scope_slug(scope)
+        live = service.parse_live_query(request.args)
+        project_id, _allow_new_scopes = service.resolve_project(org, project)
+        image = service.find_cached(live.cache_key(project_id, scope))
+    except GoodeyeError:
+        return decide.pass_to_app()
+    if image is None:
+        return decide.pass_to_app()
+    return decide.granted(ctx, image, lambda now: service.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
+
+
+def _miss_response(ctx, outcome, scope):
+    # Flask streams a MISS itself: X-Generation-Id and X-RateLimit-* would not
+    # survive an X-Accel-Redirect (DESIGN §8), and MISSes are rare by design.
+    extra = {"X-Generation-Id": outcome.generation_id, **outcome.limit_state.headers()}
+    image = outcome.image
+    return blob_response(
+        ctx, image, service.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
+    )
+
+
+@bp.get("/api/v1/live")
+def live_prompt():
+    project_id = required_project_id(allow_x_api_key=True)
+    ctx = current_context()
+    prompt = request.args.get("prompt")
+    row, status = service.prompt_image(ctx, project_id, prompt, client_ip(ctx.settings))
+    response = jsonify({"success": True, "data": service.prompt_record(ctx.settings, prompt, row)})
+    response.headers["X-Cache-Status"] = status
+    if status == "HIT":
+        response.headers["X-Cache-Hit-Count"] = str(row.hit_count)
+    return response
+
+
+@bp.post("/api/v1/live/scopes")
+def create_scope():
+    project_id = required_project_id(allow_x_api_key=True)
+    scope = scopes.create_scope(project_id, json_body())
+    return jsonify({"success": True, "data": scopes.scope_record(scope)}), 201
+
+
+@bp.get("/api/v1/live/scopes")
+def list_scopes():
+    project_id = required_project_id(allow_x_api_key=True)
+    rows, pagination = scopes.list_scopes(
+        project_id, slug=request.args.get("slug"), limit=request.args.get("limit", "20"), offset=request.args.get("offset", "0")
+    )
+    return jsonify({"success": True, "data": [scopes.scope_record(row) for row in rows], "pagination": pagination})
+
+
+@bp.get("/api/v1/live/scopes/<slug>")
+def get_scope(slug):
+    project_id = required_project_id(allow_x_api_key=True)
+    return jsonify({"success": True, "data": scopes.scope_record(scopes.get_scope(project_id, slug))})
+
+
+@bp.put("/api/v1/live/scopes/<slug>")
+def update_scope(slug):
+    project_id = required_project_id(allow_x_api_key=True)
+    scope = scopes.update_scope(project_id, slug, json_body())
+    return jsonify({"success": True, "data": scopes.scope_record(scope)})
+
+
+@bp.delete("/api/v1/live/scopes/<slug>")
+def delete_scope(slug):
+    project_id = required_project_id(allow_x_api_key=True)
+    deleted, kept = scopes.delete_scope(current_context(), project_id, slug)
+    return jsonify({"success": True, "data": {"slug": slug, "deletedImages": deleted, "keptImages": kept}})
+
+
+@bp.post("/api/v1/live/scopes/<slug>/regenerate")
+def regenerate_scope(slug):
+    project_id = required_project_id(allow_x_api_key=True)
+    body = json_body() if request.get_data() else {}
+    image_ids = scopes.regenerate(current_context(), project_id, slug, body)
+    return jsonify({"success": True, "data": {"regenerated": len(image_ids), "imageIds": image_ids}})

@@ -1,0 +1,63 @@
+"""Schema creation and migrations, idempotent on SQLite and MySQL.
+
+Each migration is a numbered function; `migrate()` applies those not yet
+recorded in `schema_migration`. Later capabilities append to MIGRATIONS.
+"""
+
+import secrets
+
+from playhouse.migrate import SchemaMigrator, migrate as migrate_schema
+
+from goodeye.db import database
+from goodeye.models import CORE_MODELS, LIVE_MODELS, Generation, Image, SchemaMigration, ServerSecret
+
+
+def _create_core_tables():
+    database.create_tables(CORE_MODELS, safe=True)
+
+
+def _create_generation_table():
+    database.create_tables([Generation], safe=True)
+
+
+def _create_live_tables():
+    # Databases made before this migration lack image.live_scope_id; newer ones got it from migration 1.
+    if "live_scope_id" not in {column.name for column in database.get_columns("image")}:
+        # add_column also creates the field's index.
+        migrator = SchemaMigrator.from_database(database.obj)
+        migrate_schema(migrator.add_column("image", "live_scope_id", Image.live_scope_id))
+    database.create_tables(LIVE_MODELS, safe=True)
+
+
+def _create_token_secret():
+    database.create_tables([ServerSecret], safe=True)
+    # INSERT IGNORE: when several nodes migrate at once, the first secret wins.
+    ServerSecret.insert(name="token_mac", value=secrets.token_hex(32)).on_conflict_ignore().execute()
+
+
+MIGRATIONS = [
+    (1, "core tables: org, project, api_key, blob, image", _create_core_tables),
+    (2, "generation: one row per call to an image generator", _create_generation_table),
+    (3, "live URLs: live_scope, live_cache_entry, prompt_url_cache, image.live_scope_id", _create_live_tables),
+    (4, "server_secret: the key that signs serving tokens", _create_token_secret),
+]
+
+
+def pending_migrations():
+    """The (version, description) pairs not yet applied."""
+    database.create_tables([SchemaMigration], safe=True)
+    applied = {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+    return [(version, description) for version, description, _ in MIGRATIONS if version not in applied]
+
+
+def migrate():
+    """Apply every pending migration, in order; return the versions applied."""
+    done = []
+    pending = {version for version, _ in pending_migrations()}
+    for version, _description, apply in MIGRATIONS:
+        if version not in pending:
+            continue
+        apply()
+        SchemaMigration.insert(version=version).on_conflict_ignore().execute()
+        done.append(version)
+    return done

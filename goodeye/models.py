@@ -1,0 +1,197 @@
+"""The metadata schema: organisations, projects, keys, blobs and images."""
+
+from datetime import datetime, timezone
+
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from goodeye.db import database
+
+
+def utcnow():
+    """The current UTC time as a naive datetime (how every timestamp is stored)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(value):
+    """ISO-8601 UTC with millisecond precision and a Z, or None."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class PreciseDateTimeField(DateTimeField):
+    """DATETIME with microseconds on MySQL, so TTLs are exact."""
+
+    field_type = "DATETIME(6)"
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Org(BaseModel):
+    id = AutoField()
+    slug = CharField(max_length=64, unique=True)
+    created_at = PreciseDateTimeField(default=utcnow)
+
+
+class Project(BaseModel):
+    id = AutoField()
+    org = ForeignKeyField(Org, backref="projects", on_delete="CASCADE")
+    slug = CharField(max_length=64)
+    allow_new_live_scopes = BooleanField(default=True)
+    created_at = PreciseDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("org", "slug"), True),)
+
+
+class ApiKey(BaseModel):
+    id = CharField(max_length=32, primary_key=True)
+    project = ForeignKeyField(Project, backref="keys", on_delete="CASCADE")
+    name = CharField(max_length=100, default="")
+    key_hash = CharField(max_length=64, unique=True)
+    prefix = CharField(max_length=24)
+    created_at = PreciseDateTimeField(default=utcnow)
+    revoked_at = PreciseDateTimeField(null=True)
+
+
+class Blob(BaseModel):
+    """One stored blob, shared by every image with the same bytes; `refs` counts them."""
+
+    sha256 = CharField(max_length=64, primary_key=True)
+    size_bytes = BigIntegerField()
+    content_type = CharField(max_length=32)
+    refs = IntegerField(default=0)
+    created_at = PreciseDateTimeField(default=utcnow)
+
+
+class Image(BaseModel):
+    pk = AutoField()
+    id = CharField(max_length=40, unique=True)
+    token = CharField(max_length=64, unique=True)
+    project = ForeignKeyField(Project, backref="images", on_delete="CASCADE")
+    sha256 = CharField(max_length=64, index=True)
+    content_type = CharField(max_length=32)
+    ext = CharField(max_length=8)
+    size_bytes = BigIntegerField()
+    width = IntegerField()
+    height = IntegerField()
+    frames = IntegerField(default=1)
+    phash = CharField(max_length=64)
+    visibility = CharField(max_length=8, default="private")
+    source = CharField(max_length=16, default="upload")
+    filename = CharField(max_length=255)
+    alias = CharField(max_length=64, null=True)
+    generation_params = TextField(null=True)
+    # The live scope whose URL generated this image (no FK: a scope's delete unlinks the images it keeps).
+    live_scope_id = CharField(max_length=40, null=True, index=True)
+    expires_at = PreciseDateTimeField(null=True, index=True)
+    created_at = PreciseDateTimeField(default=utcnow)
+    updated_at = PreciseDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("project", "filename"), True),
+            (("project", "alias"), True),
+            (("project", "pk"), False),
+        )
+
+
+class Generation(BaseModel):
+    """One call to an image generator: what was asked, what was sent, how it ended."""
+
+    pk = AutoField()
+    id = CharField(max_length=40, unique=True)
+    project = ForeignKeyField(Project, backref="generations", on_delete="CASCADE")
+    generator = CharField(max_length=32)
+    prompt = TextField()
+    enhanced_prompt = TextField(null=True)
+    params = TextField()
+    status = CharField(max_length=16)
+    error = TextField(null=True)
+    duration_ms = IntegerField()
+    client_ip = CharField(max_length=64, null=True)
+    created_at = PreciseDateTimeField(default=utcnow, index=True)
+
+
+class LiveScope(BaseModel):
+    """A live-URL scope of a project: its generation budget and settings."""
+
+    id = CharField(max_length=40, primary_key=True)
+    project = ForeignKeyField(Project, backref="live_scopes", on_delete="CASCADE")
+    slug = CharField(max_length=64)
+    allow_new_generations = BooleanField(default=True)
+    new_generations_limit = IntegerField(default=30)
+    current_generations = IntegerField(default=0)
+    last_generated_at = PreciseDateTimeField(null=True)
+    meta = TextField()
+    created_at = PreciseDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("project", "slug"), True),)
+
+
+class LiveCacheEntry(BaseModel):
+    """A live URL's cache key -> its image; a row without an image is a generation in flight.
+
+    The UNIQUE cache key makes "only one request generates" an insert that the
+    others lose with IntegrityError.
+    """
+
+    pk = AutoField()
+    cache_key = CharField(max_length=64, unique=True)
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    scope = ForeignKeyField(LiveScope, backref="cache_entries", on_delete="CASCADE")
+    image = ForeignKeyField(Image, null=True, on_delete="CASCADE")
+    generation_id = CharField(max_length=40, null=True)
+    params = TextField()
+    claimed_at = PreciseDateTimeField(default=utcnow)
+    created_at = PreciseDateTimeField(default=utcnow)
+
+
+class PromptUrlCache(BaseModel):
+    """`GET /api/v1/live`: a project's prompt (by SHA-256) -> its image; no image yet = in flight."""
+
+    pk = AutoField()
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    prompt_hash = CharField(max_length=64)
+    image = ForeignKeyField(Image, null=True, on_delete="CASCADE")
+    hit_count = IntegerField(default=0)
+    last_accessed_at = PreciseDateTimeField(null=True)
+    claimed_at = PreciseDateTimeField(default=utcnow)
+    created_at = PreciseDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "prompt_url_cache"
+        indexes = ((("project", "prompt_hash"), True),)
+
+
+LIVE_MODELS = [LiveScope, LiveCacheEntry, PromptUrlCache]
+
+
+class ServerSecret(BaseModel):
+    """Secrets every node of a deployment shares, made once by a migration."""
+
+    name = CharField(max_length=32, primary_key=True)
+    value = CharField(max_length=128)
+
+
+class SchemaMigration(BaseModel):
+    version = IntegerField(primary_key=True)
+    applied_at = PreciseDateTimeField(default=utcnow)
+
+
+CORE_MODELS = [Org, Project, ApiKey, Blob, Image]

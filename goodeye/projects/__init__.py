@@ -1,0 +1,1 @@
+"""A project's own settings, read and changed with its key (`/api/v1/project`)."""

@@ -1,0 +1,22 @@
+"""`GET`/`PATCH /api/v1/project`: the settings of the project the key belongs to."""
+
+from flask import Blueprint, jsonify
+
+from goodeye.http import json_body
+from goodeye.identity.auth import required_project_id
+from goodeye.projects import service
+
+bp = Blueprint("projects", __name__)
+
+
+@bp.get("/api/v1/project")
+def get_project():
+    project_id = required_project_id(allow_x_api_key=True)
+    return jsonify({"success": True, "data": service.project_record(service.get_project(project_id))})
+
+
+@bp.patch("/api/v1/project")
+def update_project():
+    project_id = required_project_id(allow_x_api_key=True)
+    project = service.update_project(project_id, json_body())
+    return jsonify({"success": True, "data": service.project_record(project)})

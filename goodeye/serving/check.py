@@ -1,0 +1,112 @@
+"""Find the image a URL names and decide whether the caller may have its bytes.
+
+The lookup is one indexed query for a few columns (with a key, the key's row
+comes in the same query), its SQL built once per process; nothing here builds
+ORM objects.
+"""
+
+import re
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from peewee import JOIN
+
+from goodeye.db import fetch_one
+from goodeye.errors import AuthRequired, ImageNotFound
+from goodeye.identity.service import authenticate, key_columns, key_digest, verified_project
+from goodeye.models import ApiKey, Image, utcnow
+
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+SERVABLE_COLUMNS = (Image.id, Image.token, Image.project, Image.sha256, Image.content_type, Image.size_bytes, Image.visibility, Image.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ServableImage:
+    """The few columns the serving path needs."""
+
+    id: str
+    token: str
+    project_id: int
+    sha256: str
+    content_type: str
+    size_bytes: int
+    visibility: str
+    expires_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row):
+        """Build from the columns of SERVABLESERVABLE_COLUMNS, in order."""
+        image = cls(*row)
+        if isinstance(image.expires_at, str):
+            # SQLite hands back the stored text when it is read outside the ORM.
+            image = cls(*row[:-1], datetime.fromisoformat(image.expires_at))
+        return image
+
+    @classmethod
+    def from_image(cls, image):
+        """Build from an Image model row."""
+        return cls(**{field.name: getattr(image, field.name) for field in fields(cls)})
+
+    def expired(self):
+        """Whether its TTL has run out."""
+        return self.expires_at is not None and self.expires_at <= utcnow()
+
+
+
+def find_by_token(tokens, token):
+    """The unexpired image a serving token names; tokens this deployment never issued are refused without a query."""
+    if not TOKEN_PATTERN.match(token) or not tokens.is_genuine(token):
+        raise ImageNotFound()
+    row = fetch_one("servable-by-token", lambda: Image.select(*SERVABLE_COLUMNS).where(Image.token == "__token__"), token)
+    if row is None or (image := ServableImage.from_row(row)).expired():
+        raise ImageNotFound()
+    return image
+
+
+def find_for_key(tokens, token, key):
+    """The image a token names, if `key` may have it; the key and the image come in one query.
+
+    A bad key is refused (401) whatever the token; a private image of another
+    project answers like a missing one.
+    """
+    digest = key_digest(key)
+    row = None
+    if TOKEN_PATTERN.match(token) and tokens.is_genuine(token):
+        row = fetch_one(
+            "servable-with-key",
+            lambda: Image.select(*SERVABLE_COLUMNS, *key_columns())
+            .join(ApiKey, JOIN.LEFT_OUTER, on=(ApiKey.key_hash == "__hash__"))
+            .where(Image.token == "__token__"),
+            digest,
+            token,
+        )
+    if row is None:
+        authenticate(key)  # only to tell a bad key (401) from a missing image
+        raise ImageNotFound()
+    project_id = verified_project(row[len(SERVABLE_COLUMNS):], digest)
+    image = ServableImage.from_row(row[: len(SERVABLE_COLUMNS)])
+    if image.expired() or (image.visibility != "public" and image.project_id != project_id):
+        raise ImageNotFound()
+    return image
+
+
+def find_for_request(tokens, token, key):
+    """The image a serving URL names, for a caller with `key` (None when anonymous)."""
+    if key is not None:
+        return find_for_key(tokens, token, key)
+    image = find_by_token(tokens, token)
+    if image.visibility != "public":
+        raise AuthRequired()
+    return image
+
+
+def cache_control(settings, image, now=None):
+    """Cache-Control for an image: bounded public caching, never for private images."""
+    if image.visibility != "public":
+        return "private, no-store"
+    max_age = settings.public_max_age
+    if image.expires_at is not None:
+        remaining = int(((image.expires_at - (now or utcnow())).total_seconds()))
+        max_age = max(0, min(max_age, remaining))
+    return f"public, max-age={max_age}"

@@ -1,0 +1,58 @@
+"""Decisions nginx may reuse: the answers of `/_goodeye/decide/...` (nginx's fast path).
+
+nginx asks these endpoints (through `auth_request`) before serving an
+anonymous request for a public URL, and keeps the answer in its cache for
+about a second (`X-Accel-Expires`; nginx counts whole seconds, so a kept
+answer can be up to two seconds old):
+
+- 204: serve the file at `X-Goodeye-Link` under the link dir, with the
+  `X-Goodeye-*` headers;
+- 401: answer the JSON error of status `X-Goodeye-Status` (401 or 404);
+- 403: no decision to reuse; pass the request to the app as usual.
+
+A kept 204 can never outlive what it promised: an image that turns private or
+is deleted loses its link at once (goodeye/serving/links.py), and an image
+that expires within the window is not kept at all.
+"""
+
+from datetime import timedelta
+
+from flask import Response
+
+from goodeye.models import utcnow
+
+# How long nginx keeps a decision, and the most it can be off by.
+KEEP_SECONDS = 1
+WORST_AGE_SECONDS = 2
+
+
+def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep=True):
+    """Serve this public image's link; keep the decision unless the image expires within the window.
+
+    `cache_control_at(now)` is the Cache-Control the image's URL family gives at that
+    time; `keep=False` when the URL may name another image any moment (an alias).
+    """
+    now = utcnow()
+    keep = keep and (image.expires_at is None or image.expires_at - now > timedelta(seconds=WORST_AGE_SECONDS + 1))
+    later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
+    headers = {
+        "X-Goodeye-Link": ctx.links.relative_path(image.token),
+        "X-Goodeye-Type": image.content_type,
+        # Computed as of the decision's oldest possible use, so max-age never outlives the TTL.
+        "X-Goodeye-Cache-Control": cache_control_at(later),
+        "X-Goodeye-Image": image.id,
+        "X-Goodeye-Cache-Status": cache_status or "",
+        "X-Goodeye-Scope": scope or "",
+        "X-Accel-Expires": str(KEEP_SECONDS if keep else 0),
+    }
+    return Response(status=204, headers=headers)
+
+
+def refused(status, *, keep):
+    """Answer with nginx's JSON error of `status` (401 or 404)."""
+    return Response(status=401, headers={"X-Goodeye-Status": str(status), "X-Accel-Expires": str(KEEP_SECONDS if keep else 0)})
+
+
+def pass_to_app(keep=False):
+    """No decision: nginx sends the request to the app."""
+    return Response(status=403, headers={"X-Accel-Expires": str(KEEP_SECONDS if keep else 0)})

@@ -1,0 +1,46 @@
+"""Answer with an image's bytes: an X-Accel-Redirect for nginx, or a stream from Flask."""
+
+from flask import Response, request
+from werkzeug.wsgi import wrap_file
+
+from goodeye.errors import ImageNotFound
+
+
+def _meta_segment(image_id, cache_status, scope, cache_control):
+    # nginx drops the app's X-* headers on an internal redirect (DESIGN §8), and
+    # would keep its Cache-Control even on an error page; the internal location
+    # reads these back from the URI and emits them (Cache-Control on success only).
+    cache_token = "P" + cache_control.partition("max-age=")[2] if cache_control.startswith("public") else "N"
+    return f"{image_id or ''}~{cache_status or ''}~{scope or ''}~{cache_token}"
+
+
+def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, extra_headers=None, stream=False):
+    """The response that delivers an image's bytes with the contract's headers.
+
+    nginx streams them (X-Accel-Redirect) unless GOODEYE_ACCEL=off or `stream`
+    asks Flask to: headers that nginx would drop must reach the client.
+    """
+    headers = {
+        "Cache-Control": cache_control,
+        "X-Content-Type-Options": "nosniff",
+        "X-Image-Id": image.id,
+    }
+    if cache_status:
+        headers["X-Cache-Status"] = cache_status
+    if scope:
+        headers["X-Scope"] = scope
+    headers.update(extra_headers or {})
+    if ctx.settings.accel == "nginx" and not stream:
+        target = ctx.storage.accel_target(image.sha256)
+        meta = _meta_segment(image.id, cache_status, scope, headers.pop("Cache-Control"))
+        headers["X-Accel-Redirect"] = f"/_goodeye/{meta}/{target}"
+        return Response(b"", status=200, headers=headers, content_type=image.content_type)
+    try:
+        stream = ctx.storage.open(image.sha256)
+    except FileNotFoundError:
+        raise ImageNotFound() from None
+    response = Response(wrap_file(request.environ, stream), mimetype=image.content_type, direct_passthrough=True)
+    response.content_length = image.size_bytes
+    response.set_etag(image.sha256)
+    response.headers.update(headers)
+    return response.make_conditional(request.environ, accept_ranges=True, complete_length=image.size_bytes)

@@ -1,0 +1,35 @@
+"""`GET`/`HEAD /v1/i/{token}.{ext}`: the stable serving URL."""
+
+from flask import Blueprint
+
+from goodeye.context import current_context
+from goodeye.errors import ImageNotFound
+from goodeye.http import bearer_key
+from goodeye.serving import decide
+from goodeye.serving.check import cache_control, find_by_token, find_for_request
+from goodeye.serving.respond import blob_response
+
+bp = Blueprint("serving", __name__)
+
+
+@bp.get("/v1/i/<path:name>")
+def serve(name):
+    # The extension is cosmetic: the token is everything before the first dot.
+    ctx = current_context()
+    image = find_for_request(ctx.tokens, name.partition(".")[0], bearer_key())
+    return blob_response(ctx, image, cache_control(ctx.settings, image))
+
+
+@bp.get("/_goodeye/decide/v1/<token>")
+def decide_v1(token):
+    """nginx's reusable decision for an anonymous request of /v1/i/{token}."""
+    ctx = current_context()
+    try:
+        image = find_by_token(ctx.tokens, token)
+    except ImageNotFound:
+        # A missing or expired image never comes back: safe to keep.
+        return decide.refused(404, keep=True)
+    if image.visibility != "public":
+        # Not kept: making it public must take effect on the next request.
+        return decide.refused(401, keep=False)
+    return decide.granted(ctx, image, lambda now: cache_control(ctx.settings, image, now))

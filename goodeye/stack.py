@@ -1,0 +1,174 @@
+"""Run the whole stack: gunicorn on a unix socket, nginx in front, the sweeper beside.
+
+`goodeye serve` (behind scripts/serve), the container and the end-to-end tests
+all start Goodeye through this module, so they run the same shape.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import jinja2
+
+from goodeye.config import load_settings
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NGINX_TEMPLATE = os.path.join(REPO_ROOT, "nginx", "goodeye.conf.j2")
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not start."""
+
+
+def find_nginx():
+    """The nginx binary, or StackError saying how to install it."""
+    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if path is None:
+        raise StackError("nginx is not installed: install it (Debian/Ubuntu: apt-get install -y nginx).")
+    return path
+
+
+def _resolvers(path="/etc/resolv.conf"):
+    """The nameservers of resolv.conf, as nginx's `resolver` directive spells them."""
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return ""
+    servers = [line.split()[1] for line in lines if line.startswith("nameserver") and len(line.split()) > 1]
+    return " ".join(f"[{server}]" if ":" in server else server for server in servers)
+
+
+def _s3_nginx(settings):
+    """What the S3 internal location needs, or None with another store."""
+    if settings.storage != "s3":
+        return None
+    ca_files = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+    return {
+        "cache_max_size": settings.s3_cache_max_size,
+        "timeout": settings.s3_timeout_seconds,
+        "resolvers": _resolvers(),
+        "ca_file": next((path for path in ca_files if os.path.exists(path)), None),
+    }
+
+
+def render_nginx_config(settings, access_log=False):
+    """The nginx configuration for these settings, as text."""
+    with open(NGINX_TEMPLATE) as handle:
+        template = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined)
+    return template.render(
+        user="root" if os.geteuid() == 0 else None,
+        nginx_workers=max(1, os.cpu_count() or 1),
+        run_dir=settings.run_dir,
+        log_dir=settings.run_dir,
+        socket=os.path.join(settings.run_dir, "gunicorn.sock"),
+        listen_host=settings.listen_host,
+        port=settings.port,
+        blob_dir=settings.blob_dir,
+        link_dir=settings.link_dir,
+        fast_path=settings.accel == "nginx" and settings.storage == "local",
+        s3=_s3_nginx(settings),
+        # Room for multipart framing and base64 (4/3) around the largest image.
+        client_max_body_size=settings.max_upload_bytes * 4 // 3 + 1024 * 1024,
+        proxy_read_timeout=max(60, settings.openai_timeout_seconds + 30),
+        access_log=os.path.join(settings.run_dir, "nginx-access.log") if access_log else "off",
+    )
+
+
+class Stack:
+    """gunicorn + nginx (+ sweeper) for one data dir and port."""
+
+    def __init__(self, env=None, with_sweeper=True, log_to=None):
+        self.env = dict(os.environ if env is None else env)
+        self.settings = load_settings(self.env)
+        self.with_sweeper = with_sweeper
+        self.log_to = log_to
+        self.processes = {}
+
+    @property
+    def url(self):
+        """Where nginx listens."""
+        return f"http://{self.settings.listen_host}:{self.settings.port}"
+
+    def _spawn(self, name, argv):
+        out = open(os.path.join(self.settings.run_dir, f"{name}.log"), "ab") if self.log_to is None else self.log_to
+        self.processes[name] = subprocess.Popen(
+            argv, env=self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self, timeout=30):
+        """Start every part and wait until /readyz answers through nginx."""
+        os.makedirs(self.settings.run_dir, exist_ok=True)
+        os.makedirs(self.settings.blob_dir, exist_ok=True)
+        nginx = find_nginx()
+        conf = os.path.join(self.settings.run_dir, "nginx.conf")
+        with open(conf, "w") as handle:
+            handle.write(render_nginx_config(self.settings))
+        socket_path = os.path.join(self.settings.run_dir, "gunicorn.sock")
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        self._spawn(
+            "gunicorn",
+            [
+                sys.executable, "-m", "gunicorn",
+                "--bind", f"unix:{socket_path}",
+                "--workers", str(self.settings.workers),
+                "--threads", str(self.settings.threads),
+                "--graceful-timeout", "5",
+                # As long as nginx's own limits (large_client_header_buffers 8k), so a
+                # request nginx passes on never meets gunicorn's HTML 414/400.
+                "--limit-request-line", "8190",
+                "--timeout", str(max(60, self.settings.openai_timeout_seconds + 30)),
+                "wsgi:app",
+            ],
+        )
+        self._spawn("nginx", [nginx, "-e", os.path.join(self.settings.run_dir, "nginx-error.log"), "-c", conf])
+        if self.with_sweeper:
+            self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"])
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=30):
+        """Poll /readyz through nginx until it answers 200."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise StackError(f"{name} exited with {proc.returncode}; see {self.settings.run_dir}/{name}.log")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as exc:
+                last = exc
+            time.sleep(0.1)
+        raise StackError(f"the stack did not become ready in {timeout}s: {last}")
+
+    def stop(self):
+        """Stop everything this stack started."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *_exc):
+        self.stop()

@@ -1,0 +1,63 @@
+"""Reclaim what is no longer needed: expired records, unreferenced and orphaned blobs."""
+
+import logging
+import time
+from datetime import timedelta
+
+from goodeye.db import database
+from goodeye.images.blobs import reclaim_if_unreferenced, release_blob
+from goodeye.models import Blob, Image, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def sweep(ctx, now=None):
+    """One pass; returns counts of what was purged and reclaimed."""
+    now = now or utcnow()
+    settings = ctx.settings
+    purged = 0
+    cutoff = now - timedelta(seconds=settings.expired_grace_seconds)
+    expired = Image.select(Image.pk, Image.token, Image.sha256).where(Image.expires_at < cutoff).limit(1000)
+    for pk, token, sha256 in list(expired.tuples()):
+        with database.atomic():
+            deleted = Image.delete().where((Image.pk == pk) & (Image.expires_at < cutoff)).execute()
+        if deleted:
+            if ctx.links is not None:
+                ctx.links.remove(token)
+            release_blob(ctx.storage, sha256)
+            purged += 1
+
+    # Blobs whose bytes are stored but whose row was never committed (a crash
+    # between the write and the commit), once they are older than the grace.
+    orphans = 0
+    oldest_allowed = time.time() - settings.orphan_grace_seconds
+    old_blobs = [sha256 for sha256, modified in ctx.storage.iter_blobs() if modified < oldest_allowed]
+    for start in range(0, len(old_blobs), 500):
+        chunk = old_blobs[start : start + 500]
+        referenced = {row[0] for row in Blob.select(Blob.sha256).where(Blob.sha256.in_(chunk)).tuples()}
+        for sha256 in set(chunk) - referenced:
+            if reclaim_if_unreferenced(ctx.storage, sha256):
+                orphans += 1
+    ctx.storage.remove_partial_writes(oldest_allowed)
+    result = {"expired_purged": purged, "orphan_blobs_reclaimed": orphans, "stale_links_removed": _remove_stale_links(ctx)}
+    if any(result.values()):
+        log.info("sweep: %s", result)
+    return result
+
+
+def _remove_stale_links(ctx):
+    """Drop fast-path links whose image is gone or no longer public (left by a crash mid-change)."""
+    if ctx.links is None:
+        return 0
+    removed = 0
+    tokens = list(ctx.links.iter_tokens())
+    for start in range(0, len(tokens), 500):
+        chunk = tokens[start : start + 500]
+        public = {
+            row[0]
+            for row in Image.select(Image.token).where(Image.token.in_(chunk) & (Image.visibility == "public")).tuples()
+        }
+        for token in set(chunk) - public:
+            ctx.links.remove(token)
+            removed += 1
+    return removed

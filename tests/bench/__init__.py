@@ -1,0 +1,1 @@
+"""The benchmark behind scripts/bench (tooling only: the app never imports it)."""
