@@ -57,6 +57,12 @@ def _s3_nginx(settings):
     }
 
 
+# nginx closes idle upstream connections well before gunicorn would (see the upstream block
+# in nginx/goodeye.conf.j2), so a request never meets a connection gunicorn is closing.
+UPSTREAM_KEEPALIVE_SECONDS = 30
+GUNICORN_KEEPALIVE_SECONDS = UPSTREAM_KEEPALIVE_SECONDS * 2
+
+
 def render_nginx_config(settings, access_log=False):
     """The nginx configuration for these settings, as text."""
     with open(NGINX_TEMPLATE) as handle:
@@ -76,6 +82,7 @@ def render_nginx_config(settings, access_log=False):
         # Room for multipart framing and base64 (4/3) around the largest image.
         client_max_body_size=settings.max_upload_bytes * 4 // 3 + 1024 * 1024,
         proxy_read_timeout=max(60, settings.openai_timeout_seconds + 30),
+        upstream_keepalive_seconds=UPSTREAM_KEEPALIVE_SECONDS,
         access_log=os.path.join(settings.run_dir, "nginx-access.log") if access_log else "off",
     )
 
@@ -120,6 +127,7 @@ class Stack:
                 "--workers", str(self.settings.workers),
                 "--threads", str(self.settings.threads),
                 "--graceful-timeout", "5",
+                "--keep-alive", str(GUNICORN_KEEPALIVE_SECONDS),
                 # As long as nginx's own limits (large_client_header_buffers 8k), so a
                 # request nginx passes on never meets gunicorn's HTML 414/400.
                 "--limit-request-line", "8190",
