@@ -60,6 +60,10 @@ def test_quick_bench_writes_every_figure(tmp_path, database_kind):
     assert uploads["uploads_per_s"] > 0 and uploads["server_ms_per_upload"] > 0
     assert uploads["in_process_ms"] > 0 and uploads["ratio_to_in_process"] > 0
     assert report["generation"]["builtin_1024_median_ms"] > 0
+    checks, scenarios = report["checks"], report["scenarios"]
+    private_rps = scenarios["private + owner key"]["requests_per_s"]
+    assert checks["private_vs_flask_streaming"] == round(private_rps / scenarios["flask streaming (accel off)"]["requests_per_s"], 3)
+    assert checks["private_vs_check_without_db"] == round(private_rps / scenarios["unknown token (404)"]["requests_per_s"], 3)
     assert len(report["gunicorn_peak_rss_mb"]) == report["config"]["workers"]
     assert all(mb > 0 for mb in report["gunicorn_peak_rss_mb"])
     assert report["machine"]["nproc"] > 0 and report["machine"]["cpu_model"]

@@ -610,14 +610,33 @@ def print_report(report):
             continue
         ratio = f"{f['ratio_to_raw']:.1%}" if "ratio_to_raw" in f else "-"
         print(f"{name:<30} {f['requests_per_s']:>10,.0f} {f['p50_ms']:>8.2f} {f['p99_ms']:>8.2f} {f['non_2xx']:>8} {ratio:>7}")
-    u, g = report["uploads"], report["generation"]
+    u, g, k = report["uploads"], report["generation"], report["checks"]
     print(
-        f"\nupload of a 1 MB PNG: {u['uploads_per_s']} uploads/s ({UPLOAD_CLIENTS} clients); server time "
+        f"\nprivate + owner key: {k['private_vs_flask_streaming']}x flask streaming; "
+        f"{k['private_vs_check_without_db']}x the unknown-token check (no database work)"
+    )
+    print(
+        f"upload of a 1 MB PNG: {u['uploads_per_s']} uploads/s ({UPLOAD_CLIENTS} clients); server time "
         f"{u['server_ms_per_upload']} ms (p50, 1 client) vs {u['in_process_ms']} ms to validate + write "
         f"in-process: {u['ratio_to_in_process']}x"
     )
     print(f"builtin generation 1024x1024: {g['builtin_1024_median_ms']} ms (median, in-process)")
     print(f"gunicorn worker peak RSS (MB): {report['gunicorn_peak_rss_mb']}")
+
+
+def check_summary(results):
+    """The private check's req/s over Flask streaming and over a check that does no database work.
+
+    A fresh random token is refused by its HMAC tag before any query, so the unknown-token
+    scenario is the same trip through nginx, gunicorn and Flask minus the database.
+    """
+    private = results["private + owner key"].get("requests_per_s")
+
+    def over(name):
+        other = results[name].get("requests_per_s")
+        return round(private / other, 3) if private and other else None
+
+    return {"private_vs_flask_streaming": over("flask streaming (accel off)"), "private_vs_check_without_db": over("unknown token (404)")}
 
 
 def upload_summary(results, in_process_ms):
@@ -681,6 +700,7 @@ def main(quick, json_path, duration, connections, images):
             },
             "raw_nginx_requests_per_s": raw_rps,
             "scenarios": results,
+            "checks": check_summary(results),
             "uploads": upload_summary(results, in_process_upload_ms(seeded.upload_png, mode["repeats"], root)),
             "generation": {"builtin_1024_median_ms": median_ms(lambda i: render(LIVE_PROMPT, seed=i, aspect_ratio="1:1"), mode["repeats"])},
             "gunicorn_peak_rss_mb": gunicorn_peak_rss_mb(stack),
