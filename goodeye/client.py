@@ -137,9 +137,11 @@ class GoodeyeClient:
         except ValueError:
             raise ApiError("unexpected_response", f"{method} {url} answered {response.status_code} without JSON", response.status_code) from None
 
-    def upload_file(self, path, *, visibility=None, ttl_seconds=None, filename=None, alias=None, progress=None):
+    def upload_file(self, path, *, visibility=None, ttl_seconds=None, filename=None, alias=None, strip_metadata=False,
+                    progress=None):
         """Upload a file as a streamed multipart body; `progress(bytes_sent, total)` is called as it goes."""
-        fields = _present(visibility=visibility, ttl_seconds=ttl_seconds, filename=filename, alias=alias)
+        fields = _present(visibility=visibility, ttl_seconds=ttl_seconds, filename=filename, alias=alias,
+                          strip_metadata="true" if strip_metadata else None)
         with open(path, "rb") as handle:
             encoder = MultipartEncoder(
                 fields={**{k: str(v) for k, v in fields.items()}, "file": (os.path.basename(path), handle, "application/octet-stream")}
@@ -148,7 +150,7 @@ class GoodeyeClient:
             body = MultipartEncoderMonitor(encoder, callback)
             return self._request("POST", "/v1/images", data=body, headers={"Content-Type": body.content_type})
 
-    def upload_base64(self, data, *, visibility=None, ttl_seconds=None, filename=None, alias=None):
+    def upload_base64(self, data, *, visibility=None, ttl_seconds=None, filename=None, alias=None, strip_metadata=False):
         """Upload base64 `data` as JSON; a string too long for the upload limit is refused before it is sent."""
         if len(data) > max_base64_length(self.settings.max_upload_bytes):
             raise ApiError(
@@ -156,7 +158,8 @@ class GoodeyeClient:
                 f"data is longer than base64 of {self.settings.max_upload_bytes} bytes, the largest upload allowed.",
                 413,
             )
-        body = {"data": data, **_present(visibility=visibility, ttl_seconds=ttl_seconds, filename=filename, alias=alias)}
+        body = {"data": data, **_present(visibility=visibility, ttl_seconds=ttl_seconds, filename=filename, alias=alias,
+                                         strip_metadata=strip_metadata or None)}
         return self._request("POST", "/v1/images", json=body)
 
     def list_images(self, *, source=None, visibility=None, limit=None, cursor=None):

@@ -118,9 +118,13 @@ def build_server(settings):
         visibility: Annotated[Visibility, Field(description="public: anyone with the url may fetch it; private: only this project's key.")] = "private",
         ttl_seconds: Annotated[int | None, Field(ge=1, description="Seconds from now until the image expires; omit to keep it until deleted.")] = None,
         filename: Annotated[str | None, Field(min_length=1, max_length=255, description="A file name for the image (made unique in the project); optional.")] = None,
+        strip_metadata: Annotated[bool, Field(description="true stores the image without EXIF/GPS, XMP and comments; pixels, colour profile and orientation are kept.")] = False,
     ) -> Annotated[CallToolResult, ImageRecord]:
         """Host an image and get its stable URL. Returns the image record (`id`, `url`, `visibility`, `expires_at`, ...)."""
-        return call(GoodeyeClient.upload_base64, data, visibility=visibility, ttl_seconds=ttl_seconds, filename=filename)
+        return call(
+            GoodeyeClient.upload_base64, data, visibility=visibility, ttl_seconds=ttl_seconds, filename=filename,
+            strip_metadata=strip_metadata,
+        )
 
     @server.tool(annotations=ToolAnnotations(title="List hosted images", read_only_hint=True, open_world_hint=False))
     def list_images(

@@ -83,6 +83,16 @@ def test_upload_json_with_every_option(cli, png_file, http):
     assert served.status_code == 200 and served.content == png_file.read_bytes()
 
 
+def test_upload_strip_metadata(cli, tmp_path, http):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(factories.image_with_metadata("JPEG"))
+    record = uploaded(cli, photo, "--visibility", "public", "--strip-metadata")
+    served = http.get(record["url"]).content
+    assert factories.SECRET not in served and record["size_bytes"] == len(served) < photo.stat().st_size
+    kept = uploaded(cli, photo, "--visibility", "public")
+    assert http.get(kept["url"]).content == photo.read_bytes()
+
+
 def test_upload_refused_by_the_server_exits_1_with_slug(cli, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image at all")

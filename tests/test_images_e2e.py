@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import io
 import time
 import zlib
 import struct
@@ -9,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
+from PIL import Image
 
 from tests import factories
 
@@ -96,6 +98,41 @@ def test_each_accepted_format_round_trips_byte_identical(stack, owner, maker, co
     assert response.status_code == 200
     assert response.headers["Content-Type"] == content_type
     assert response.content == data
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
+def test_strip_metadata_stores_the_image_without_it(stack, owner, fmt):
+    original = factories.image_with_metadata(fmt)
+    record = uploaded(stack, owner, original, filename="photo", strip_metadata="true")
+    served = requests.get(record["url"], headers=owner.headers).content
+
+    assert factories.SECRET not in served and len(served) < len(original)
+    assert record["sha256"] == hashlib.sha256(served).hexdigest() and record["size_bytes"] == len(served)
+    with Image.open(io.BytesIO(served)) as stored, Image.open(io.BytesIO(original)) as sent:
+        assert stored.convert("RGBA").tobytes() == sent.convert("RGBA").tobytes()
+
+
+def test_strip_metadata_in_a_json_upload_and_off_by_default(stack, owner):
+    original = factories.image_with_metadata("JPEG")
+    body = {"data": base64.b64encode(original).decode(), "visibility": "public"}
+    stripped = requests.post(f"{stack.url}/v1/images", headers=owner.headers, json={**body, "strip_metadata": True})
+    kept = requests.post(f"{stack.url}/v1/images", headers=owner.headers, json=body)
+    assert stripped.status_code == kept.status_code == 201
+
+    assert factories.SECRET not in requests.get(stripped.json()["url"]).content
+    assert requests.get(kept.json()["url"]).content == original
+
+
+@pytest.mark.parametrize("kind,value", [("multipart", "yes"), ("json", "yes"), ("json", 2), ("json", [True])])
+def test_a_bad_strip_metadata_is_400_and_stores_nothing(stack, owner, kind, value):
+    before_blobs, before_rows = blob_files(stack), image_count(stack, owner)
+    if kind == "multipart":
+        response = upload(stack, owner, factories.png(), strip_metadata=value)
+    else:
+        body = {"data": base64.b64encode(factories.png()).decode(), "strip_metadata": value}
+        response = requests.post(f"{stack.url}/v1/images", headers=owner.headers, json=body)
+    assert response.status_code == 400 and error_code(response) == "invalid_request"
+    assert (blob_files(stack), image_count(stack, owner)) == (before_blobs, before_rows)
 
 
 @pytest.mark.parametrize("name,data", [

@@ -121,6 +121,10 @@ def test_image_lifecycle_through_every_management_tool(mcp_stack, owner, tmp_pat
         assert tool_error(await client.call_tool("update_image", {"image_id": "img_nope", "visibility": "public"})) == "image_not_found"
         assert http.get(record["url"]).status_code == 404
 
+        photo = factories.image_with_metadata("JPEG")
+        stripped = ok(await client.call_tool("upload_image", {"data": b64(photo), "visibility": "public", "strip_metadata": True}))
+        assert factories.SECRET not in http.get(stripped["url"]).content and stripped["size_bytes"] < len(photo)
+
     run_with_mcp(mcp_stack, owner.key, tmp_path, scenario)
 
 

@@ -51,12 +51,14 @@ def images():
 @click.option("--ttl", type=click.IntRange(min=1), metavar="N", help="Seconds until the image expires (default: never).")
 @click.option("--alias", metavar="@NAME", help="A stable project-wide name, served at /cdn/ORG/PROJECT/img/@NAME.")
 @click.option("--filename", help="The project-unique file name (default: the file's own name).")
+@click.option("--strip-metadata", is_flag=True, help="Store it without EXIF/GPS, XMP, comments (pixels, colour profile and orientation kept).")
 @remote_command
-def upload(path, visibility, ttl, alias, filename, client, as_json):
+def upload(path, visibility, ttl, alias, filename, strip_metadata, client, as_json):
     """Upload an image; prints its id and its stable URL."""
     size = os.path.getsize(path)
+    placement = {"visibility": visibility, "ttl_seconds": ttl, "alias": alias, "filename": filename, "strip_metadata": strip_metadata}
     if as_json or size < PROGRESS_MIN_BYTES or not _show_progress():
-        record = client.upload_file(path, visibility=visibility, ttl_seconds=ttl, alias=alias, filename=filename)
+        record = client.upload_file(path, **placement)
     else:
         with click.progressbar(length=size, label="uploading", file=sys.stderr) as bar:
             sent = [0]
@@ -67,7 +69,7 @@ def upload(path, visibility, ttl, alias, filename, client, as_json):
                 sent[0] += step
                 bar.update(step)
 
-            record = client.upload_file(path, visibility=visibility, ttl_seconds=ttl, alias=alias, filename=filename, progress=progress)
+            record = client.upload_file(path, **placement, progress=progress)
     emit(as_json, record, f"{record['id']}\t{record['url']}")
 
 

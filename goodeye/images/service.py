@@ -14,6 +14,7 @@ from goodeye.db import database, for_update, retry_on_deadlock
 from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest
 from goodeye.ids import base62, new_id
 from goodeye.images.blobs import acquire_blob, release_blob
+from goodeye.images.metadata import strip_metadata
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, iso, utcnow
 
@@ -37,12 +38,13 @@ def bytes_fields(source):
 
 @dataclass
 class Placement:
-    """How a new image is to be kept: visibility, expiry, filename, alias."""
+    """How a new image is to be kept: visibility, expiry, filename, alias, whether to strip metadata."""
 
     visibility: str = "private"
     ttl_seconds: int | None = None
     filename: str | None = None
     alias: str | None = None
+    strip_metadata: bool = False
 
 
 def parse_visibility(value):
@@ -103,6 +105,7 @@ def placement_from(fields):
         ttl_seconds=None if ttl in (None, "") else parse_ttl(ttl),
         filename=fields.get("filename"),
         alias=parse_alias(fields.get("alias")) if fields.get("alias") not in (None, "") else None,
+        strip_metadata=fields.get("strip_metadata") not in (None, "") and parse_flag(fields["strip_metadata"], "strip_metadata"),
     )
 
 
@@ -121,6 +124,10 @@ def decode_base64_image(data, max_bytes):
 def create_image(ctx, project_id, data, placement, *, source="upload", generation_params=None):
     """Validate bytes, store them and insert the record; nothing is left behind on failure."""
     info = validate_image(data, ctx.image_limits)
+    if placement.strip_metadata:
+        data = strip_metadata(data, info.format)
+        # What is stored is what is described: size, SHA-256 and a check of the new bytes.
+        info = validate_image(data, ctx.image_limits)
     image = _insert_image(ctx, project_id, info, data, placement, source, generation_params)
     sync_link(ctx, image)
     return image

@@ -166,7 +166,7 @@ def _count_gif_frames(data, canvas, limits):
     # fit only when it reaches that frame. Lengths that run past the end → truncated;
     # a missing trailer is tolerated, as Pillow and browsers do.
     width, height = canvas
-    pos = 13 + _palette_size(data[10])
+    pos = 13 + gif_palette_size(data[10])
     frames = 0
     while pos < len(data):
         introducer = data[pos]
@@ -174,13 +174,13 @@ def _count_gif_frames(data, canvas, limits):
         if introducer == 0x3B:  # trailer
             break
         if introducer == 0x21:  # extension: a label, then data sub-blocks
-            pos = _skip_sub_blocks(data, pos + 1)
+            pos = skip_gif_sub_blocks(data, pos + 1)
         elif introducer == 0x2C:  # image descriptor
             if pos + 9 > len(data):
                 raise InvalidImage("The GIF image is truncated.")
             left, top, w, h, flags = struct.unpack_from("<4HB", data, pos)
-            pos += 9 + _palette_size(flags)
-            pos = _skip_sub_blocks(data, pos + 1)  # + 1: the LZW minimum code size
+            pos += 9 + gif_palette_size(flags)
+            pos = skip_gif_sub_blocks(data, pos + 1)  # + 1: the LZW minimum code size
             frames += 1
             _check_pixels(max(width, left + w), max(height, top + h), limits)
             if frames > limits.max_frames:
@@ -191,11 +191,13 @@ def _count_gif_frames(data, canvas, limits):
     return frames
 
 
-def _palette_size(flags):
+def gif_palette_size(flags):
+    """The bytes of the colour table a GIF descriptor's flags announce."""
     return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
 
 
-def _skip_sub_blocks(data, pos):
+def skip_gif_sub_blocks(data, pos):
+    """The position after the GIF data sub-blocks starting at pos, else InvalidImage (truncated)."""
     while pos < len(data):
         size = data[pos]
         pos += 1 + size

@@ -10,7 +10,7 @@ from goodeye.images import service
 
 bp = Blueprint("images", __name__)
 
-UPLOAD_JSON_FIELDS = {"data", "visibility", "ttl_seconds", "permanent", "filename", "alias"}
+UPLOAD_JSON_FIELDS = {"data", "visibility", "ttl_seconds", "permanent", "filename", "alias", "strip_metadata"}
 
 
 def _record_response(image, status=200):

@@ -1,0 +1,147 @@
+"""Lossless metadata stripping: drop what an image says about where, when and with what it was
+made (EXIF, XMP, IPTC, comments, text chunks) and keep every byte that decides how it looks
+(compressed image data, colour profiles, EXIF orientation, animation control).
+
+Hand-written container walks (PNG chunks, JPEG segments, RIFF chunks, GIF blocks) because
+Pillow drops metadata only by re-encoding, which changes a JPEG's or WebP's pixels; these
+copy the compressed data untouched. The input has passed validate_image, so its container
+is known to be well formed; anything unexpected is copied as it is, never dropped.
+"""
+
+import struct
+import zlib
+
+from PIL import Image
+
+from goodeye.images.validation import gif_palette_size, skip_gif_sub_blocks
+
+EXIF_PREFIX = b"Exif\x00\x00"
+ORIENTATION_TAG = 0x0112
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_METADATA_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"tIME"}
+
+_JPEG_APP0, _JPEG_APP1, _JPEG_APP15, _JPEG_COM, _JPEG_SOS = 0xE0, 0xE1, 0xEF, 0xFE, 0xDA
+# The application segments decoders read: JFIF, the ICC colour profile, the multi-picture
+# index (MPO), Adobe's colour transform. Every other APPn and COM is metadata.
+_JPEG_KEPT_APPS = {0xE0: (b"JFIF\x00",), 0xE2: (b"ICC_PROFILE\x00", b"MPF\x00"), 0xEE: (b"Adobe",)}
+
+_VP8X_EXIF, _VP8X_XMP = 0x08, 0x04
+
+_GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")  # the loop count
+
+
+def strip_metadata(data: bytes, fmt: str) -> bytes:
+    """The same image without its metadata; `fmt` is validate_image's format name."""
+    return _STRIPPERS[fmt](data)
+
+
+def _orientation_exif(payload):
+    """A minimal EXIF (TIFF bytes, no prefix) holding only payload's orientation, or None if it has none."""
+    exif = Image.Exif()
+    try:
+        exif.load(payload)
+        orientation = exif.get(ORIENTATION_TAG)
+    except Exception:
+        # Pillow raises struct.error, SyntaxError, ValueError... on a malformed EXIF block;
+        # such a block gives no orientation worth keeping and is dropped like the rest.
+        return None
+    if orientation not in range(2, 9):
+        return None
+    kept = Image.Exif()
+    kept[ORIENTATION_TAG] = orientation
+    return kept.tobytes()[len(EXIF_PREFIX):]
+
+
+def _strip_png(data):
+    out = [_PNG_SIGNATURE]
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if kind == b"eXIf":
+            exif = _orientation_exif(data[pos + 8:end - 4])
+            if exif:
+                out.append(struct.pack(">I4s", len(exif), kind) + exif + struct.pack(">I", zlib.crc32(kind + exif)))
+        elif kind not in _PNG_METADATA_CHUNKS:
+            out.append(data[pos:end])
+        pos = end
+        if kind == b"IEND":
+            break
+    return b"".join(out)
+
+
+def _strip_jpeg(data):
+    kept = []
+    exif = None
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            pos += 1
+            continue
+        if marker == _JPEG_SOS or marker < 0xC0 or 0xD0 <= marker <= 0xD9:
+            break  # entropy-coded data (or a marker without a length) from here on: copied as it is
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        payload = data[pos + 4:end]
+        if marker == _JPEG_APP1 and payload.startswith(EXIF_PREFIX):
+            exif = exif or _orientation_exif(payload)
+        if not (_JPEG_APP0 <= marker <= _JPEG_APP15 or marker == _JPEG_COM) or payload.startswith(
+            _JPEG_KEPT_APPS.get(marker, ())
+        ):
+            kept.append(data[pos:end])
+        pos = end
+    if exif:
+        app1 = EXIF_PREFIX + exif
+        # EXIF belongs right after SOI, or after JFIF's APP0 when there is one.
+        at = 1 if kept and kept[0][1] == _JPEG_APP0 else 0
+        kept.insert(at, struct.pack(">BBH", 0xFF, _JPEG_APP1, len(app1) + 2) + app1)
+    return data[:2] + b"".join(kept) + data[pos:]
+
+
+def _strip_webp(data):
+    riff_end = min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+    chunks = []
+    exif = None
+    pos = 12
+    while pos + 8 <= riff_end:
+        fourcc, size = struct.unpack_from("<4sI", data, pos)
+        end = pos + 8 + size + (size & 1)  # chunks are padded to an even length
+        if fourcc == b"EXIF":
+            exif = _orientation_exif(data[pos + 8:pos + 8 + size])
+        elif fourcc != b"XMP ":
+            chunks.append(data[pos:end])
+        pos = end
+    if chunks and chunks[0].startswith(b"VP8X"):
+        header = bytearray(chunks[0])
+        header[8] &= ~(_VP8X_EXIF | _VP8X_XMP) & 0xFF
+        if exif:
+            header[8] |= _VP8X_EXIF
+            # The EXIF chunk comes after the image data (WebP container spec).
+            chunks.append(struct.pack("<4sI", b"EXIF", len(exif)) + exif + b"\x00" * (len(exif) & 1))
+        chunks[0] = bytes(header)
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _strip_gif(data):
+    pos = 13 + gif_palette_size(data[10])
+    out = [data[:pos]]
+    while pos < len(data) and data[pos] != 0x3B:
+        introducer = data[pos]
+        if introducer == 0x21:  # extension: comments and application data other than the loop count go
+            end = skip_gif_sub_blocks(data, pos + 2)
+            label = data[pos + 1]
+            if label != 0xFE and (label != 0xFF or data[pos + 3:pos + 14] in _GIF_KEPT_APPLICATIONS):
+                out.append(data[pos:end])
+        elif introducer == 0x2C:  # image descriptor, colour table, LZW code size, image data
+            end = skip_gif_sub_blocks(data, pos + 10 + gif_palette_size(data[pos + 9]) + 1)
+            out.append(data[pos:end])
+        else:  # a stray byte between blocks, which decoders skip
+            end = pos + 1
+        pos = end
+    out.append(b"\x3b")
+    return b"".join(out)
+
+
+_STRIPPERS = {"PNG": _strip_png, "JPEG": _strip_jpeg, "WEBP": _strip_webp, "GIF": _strip_gif}
