@@ -20,6 +20,7 @@ def create_app(settings=None):
     # Werkzeug answers `//` in a path with an HTML 308 to an absolute URL built from the
     # client's Host header; every route here is exact, so such a path is a JSON 404.
     app.url_map.merge_slashes = False
+    app.url_map.converters["path"] = http.AnyPathConverter
     # Multipart overhead and base64 (4/3) on top of the image limit; the
     # image's own size is checked exactly by the validator.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * 4 // 3 + 1024 * 1024

@@ -6,6 +6,7 @@ import logging
 from flask import Request, jsonify, request
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed as WerkzeugMethodNotAllowed, RequestedRangeNotSatisfiable, RequestEntityTooLarge
+from werkzeug.routing import PathConverter
 
 from goodeye.db import discard_connection
 from goodeye.errors import (
@@ -92,6 +93,13 @@ def client_ip(settings):
     if not peer or peer in settings.trusted_proxies:
         return request.headers.get("X-Real-IP") or peer or "unknown"
     return peer
+
+
+class AnyPathConverter(PathConverter):
+    """Werkzeug's `path`, newlines included: a name with %0A reaches its view and gets the
+    operation's own 404 (`IMAGE_NOT_FOUND`) instead of the router's generic one."""
+
+    regex = "[^/](?s:.*?)"
 
 
 class GoodeyeRequest(Request):

@@ -61,7 +61,7 @@ def test_conditional_requests_are_answered(stack, owner):
 def test_private_missing_and_malformed_names_are_not_found(stack, owner, other_owner):
     upload(stack, owner, filename="secret.png", visibility="private", alias="@secret")
     upload(stack, other_owner, filename="theirs.png", visibility="public")
-    for name in ("secret.png", "@secret", "nothing.png", "@nothing", "@Not-An-Alias!", "theirs.png"):
+    for name in ("secret.png", "@secret", "nothing.png", "@nothing", "@Not-An-Alias!", "theirs.png", "a%0Ab.png", "a/b%0A"):
         response = cdn(stack, owner, name)
         assert response.status_code == 404, name
         assert error_code(response) == "IMAGE_NOT_FOUND"

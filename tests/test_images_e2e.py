@@ -317,6 +317,8 @@ def test_other_projects_images_are_masked(stack, owner, other_owner, http):
     "/v1/i/.png",
     "/v1/i/" + "A" * 300 + ".png",
     "/_goodeye/img_x~~/local/00/00/" + "0" * 64,
+    "/v1/i/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%0A.png",
+    "/v1/i/%0A",
 ])
 def test_path_traversal_and_unknown_tokens_are_404(stack, http, path):
     session = requests.Session()
@@ -530,7 +532,7 @@ def test_a_just_served_public_image_made_private_is_refused_at_once(stack, owner
     assert http.get(record["url"], headers=owner.headers).status_code == 200
 
 
-@pytest.mark.parametrize("suffix", ["..%2Fimages", "img_x%2F..%2F..%2Fhealthz", "%2e%2e", "img_" + "a" * 80])
+@pytest.mark.parametrize("suffix", ["..%2Fimages", "img_x%2F..%2F..%2Fhealthz", "%2e%2e", "img_" + "a" * 80, "img_x%0A", "img_x/%0Ay"])
 def test_traversal_in_the_image_id_is_404(stack, owner, http, suffix):
     for method in ("GET", "PATCH", "DELETE"):
         response = http.request(method, f"{stack.url}/v1/images/{suffix}", headers=owner.headers, json={})

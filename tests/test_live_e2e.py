@@ -7,9 +7,13 @@ leak between tests; the stack's limit keys carry a prefix unique to the run.
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
+
+from goodeye.models import Image, LiveCacheEntry, utcnow
 
 from tests.live_helpers import (
     api,
@@ -24,6 +28,7 @@ from tests.live_helpers import (
     start_live_stack,
     unique,
 )
+from tests.reliability.helpers import DbProbe
 
 LIVE_LIMIT = 3
 
@@ -282,6 +287,30 @@ def test_concurrent_misses_of_one_key_generate_once(live_stack, live_owner):
         assert after.headers["X-RateLimit-Remaining"] == str(LIVE_LIMIT - 2)
     assert scope_of(live_stack, live_owner, scope)["currentGenerations"] == 2
     assert len(generated_images(live_stack, live_owner)) == 2
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over(live_stack, live_owner):
+    scope, prompt = new_scope_slug(), unique("an abandoned claim")
+    first = live_get(live_stack, live_owner.project, scope, prompt)
+    assert first.headers["X-Cache-Status"] == "MISS"
+    # What a worker killed mid-generation leaves: the key's row claimed long ago, with no image.
+    probe = DbProbe(live_stack.settings)
+    try:
+        with probe.db.bind_ctx([LiveCacheEntry, Image]):
+            claimed = Image.select(Image.pk).where(Image.id == first.headers["X-Image-Id"])
+            abandoned = LiveCacheEntry.update(image=None, claimed_at=utcnow() - timedelta(hours=1)).where(
+                LiveCacheEntry.image.in_(claimed)
+            ).execute()
+    finally:
+        probe.close()
+    assert abandoned == 1
+    time.sleep(1.2)  # past nginx's kept decision for the URL
+
+    again = live_get(live_stack, live_owner.project, scope, prompt)
+    assert again.status_code == 200 and again.headers["X-Cache-Status"] == "MISS"
+    assert again.headers["X-Image-Id"] != first.headers["X-Image-Id"]
+    after = live_get(live_stack, live_owner.project, scope, prompt)
+    assert after.headers["X-Cache-Status"] == "HIT" and after.headers["X-Image-Id"] == again.headers["X-Image-Id"]
 
 
 def test_concurrent_new_prompts_never_overrun_the_scope_budget(live_stack, live_owner):

@@ -250,6 +250,35 @@ def test_regenerate_every_image_of_a_scope(scope_stack, scope_owner):
         assert hashlib.sha256(old.content).hexdigest() != image_record(scope_stack, scope_owner, image_id).json()["sha256"]
 
 
+@pytest.fixture(scope="module")
+def failing_twin(stack_root, mysql_databases, database_kind, scope_stack):
+    """A second node on scope_stack's database and blobs whose upload limit no generated image fits."""
+    running = start_live_stack(stack_root, mysql_databases, database_kind, database_url=scope_stack.settings.database,
+                               GOODEYE_MAX_UPLOAD_BYTES=2000)
+    os.rmdir(running.settings.blob_dir)
+    os.symlink(scope_stack.settings.blob_dir, running.settings.blob_dir)
+    yield running
+    running.stack.stop()
+
+
+def test_a_failed_regeneration_changes_nothing(scope_stack, scope_owner, failing_twin):
+    scope = new_scope_slug()
+    first = [live_get(scope_stack, scope_owner.project, scope, unique("keep me as I am")) for _ in range(2)]
+    ids = [response.headers["X-Image-Id"] for response in first]
+    before = [image_record(scope_stack, scope_owner, image_id).json() for image_id in ids]
+    blobs_before = scope_stack.blob_keys()
+
+    response = api(failing_twin, scope_owner, "POST", f"/live/scopes/{scope}/regenerate")
+    assert response.status_code == 502 and error_code(response) == "GENERATION_FAILED"
+
+    assert [image_record(scope_stack, scope_owner, image_id).json() for image_id in ids] == before
+    for record, old in zip(before, first):
+        assert requests.get(record["url"]).content == old.content
+    assert scope_stack.blob_keys() == blobs_before
+    assert scope_of(scope_stack, scope_owner, scope)["currentGenerations"] == 2
+    assert sorted(image["id"] for image in generated_images(scope_stack, scope_owner)) == sorted(ids)
+
+
 def test_regenerate_refuses_unknown_scopes_and_foreign_images(scope_stack, scope_owner):
     missing = api(scope_stack, scope_owner, "POST", "/live/scopes/nope/regenerate", json={})
     assert missing.status_code == 404 and error_code(missing) == "SCOPE_NOT_FOUND"
