@@ -81,6 +81,30 @@ def test_gif_keeps_its_loop_and_drops_comments_and_application_data():
     assert b"XMP DataXMP" not in strip_metadata(original, "GIF")
 
 
+def test_an_mpo_keeps_its_first_picture_only():
+    first, second = Image.radial_gradient("L").convert("RGB"), Image.linear_gradient("L").convert("RGB")
+    out = io.BytesIO()
+    first.save(out, "MPO", save_all=True, append_images=[second], exif=factories.secret_exif())
+    original = out.getvalue()
+    assert original.count(SECRET) == 2 and validate_image(original, ImageLimits()).frames == 2
+
+    stripped = strip_metadata(original, "JPEG")
+
+    assert SECRET not in stripped and b"MPF\x00" not in stripped
+    assert validate_image(stripped, ImageLimits()).frames == 1
+    assert frames_of(stripped) == frames_of(original)[:1]
+
+
+def test_what_a_phone_appends_after_a_progressive_jpeg_goes():
+    out = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").save(out, "JPEG", progressive=True, exif=factories.secret_exif())
+    photo = out.getvalue()
+    motion_photo = photo + b"\x00\x00\x00\x18ftypmp42" + SECRET  # a video after the JPEG's EOI
+    stripped = strip_metadata(motion_photo, "JPEG")
+    assert SECRET not in stripped and stripped.endswith(b"\xff\xd9")
+    assert frames_of(stripped) == frames_of(photo)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_an_image_without_metadata_is_left_byte_for_byte(fmt):
     plain = factories.image_bytes(fmt)

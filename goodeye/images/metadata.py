@@ -21,10 +21,13 @@ ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_METADATA_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"tIME"}
 
-_JPEG_APP0, _JPEG_APP1, _JPEG_APP15, _JPEG_COM, _JPEG_SOS = 0xE0, 0xE1, 0xEF, 0xFE, 0xDA
-# The application segments decoders read: JFIF, the ICC colour profile, the multi-picture
-# index (MPO), Adobe's colour transform. Every other APPn and COM is metadata.
-_JPEG_KEPT_APPS = {0xE0: (b"JFIF\x00",), 0xE2: (b"ICC_PROFILE\x00", b"MPF\x00"), 0xEE: (b"Adobe",)}
+_JPEG_APP0, _JPEG_APP1, _JPEG_APP15, _JPEG_COM, _JPEG_SOS, _JPEG_EOI = 0xE0, 0xE1, 0xEF, 0xFE, 0xDA, 0xD9
+# The application segments decoders read: JFIF, the ICC colour profile, Adobe's colour
+# transform. Every other APPn and COM is metadata; so is the multi-picture index (APP2
+# "MPF"), which goes with the pictures after the first (see _end_of_first_jpeg).
+_JPEG_KEPT_APPS = {0xE0: (b"JFIF\x00",), 0xE2: (b"ICC_PROFILE\x00",), 0xEE: (b"Adobe",)}
+# What may follow 0xFF inside entropy-coded data: a stuffed zero, fill, a restart marker.
+_JPEG_IN_SCAN = {0x00, 0xFF, *range(0xD0, 0xD8)}
 
 _VP8X_EXIF, _VP8X_XMP = 0x08, 0x04
 
@@ -96,7 +99,36 @@ def _strip_jpeg(data):
         # EXIF belongs right after SOI, or after JFIF's APP0 when there is one.
         at = 1 if kept and kept[0][1] == _JPEG_APP0 else 0
         kept.insert(at, struct.pack(">BBH", 0xFF, _JPEG_APP1, len(app1) + 2) + app1)
-    return data[:2] + b"".join(kept) + data[pos:]
+    return data[:2] + b"".join(kept) + data[pos:_end_of_first_jpeg(data, pos)]
+
+
+def _end_of_first_jpeg(data, pos):
+    """The position just after the EOI of the image whose scans start at `pos`.
+
+    What follows it is not this image: an MPO's other pictures (each with its own EXIF)
+    or data a phone appends, such as a motion photo's video. Browsers show the first
+    picture only, so the stripped file is that picture.
+    """
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == _JPEG_EOI:
+            return pos + 2
+        if marker in _JPEG_IN_SCAN:  # fill before a marker
+            pos += 1
+            continue
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        if marker == _JPEG_SOS:
+            pos = _next_jpeg_marker(data, pos)
+    return len(data)
+
+
+def _next_jpeg_marker(data, pos):
+    """The position of the first marker after the entropy-coded data starting at `pos`."""
+    while (pos := data.find(b"\xff", pos)) != -1 and pos + 1 < len(data):
+        if data[pos + 1] not in _JPEG_IN_SCAN:
+            return pos
+        pos += 1
+    return len(data)
 
 
 def _strip_webp(data):
