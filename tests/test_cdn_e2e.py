@@ -88,3 +88,11 @@ def test_a_deleted_image_stops_resolving(stack, owner):
     record = upload(stack, owner, filename="gone.png", visibility="public")
     assert requests.delete(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers).status_code == 204
     assert error_code(cdn(stack, owner, "gone.png")) == "IMAGE_NOT_FOUND"
+
+
+def test_a_request_line_over_8k_is_a_json_414(stack, owner):
+    response = cdn(stack, owner, "a" * 9000 + ".png")
+    # nginx refuses it before reading the path, so it cannot tell the family: the /v1 envelope.
+    assert response.status_code == 414 and response.json() == {
+        "error": {"code": "invalid_request", "message": "The request line is too long."}
+    }

@@ -537,3 +537,8 @@ def test_traversal_in_the_image_id_is_404(stack, owner, http, suffix):
     for method in ("GET", "PATCH", "DELETE"):
         response = http.request(method, f"{stack.url}/v1/images/{suffix}", headers=owner.headers, json={})
         assert (response.status_code, error_code(response)) in ((404, "image_not_found"), (400, "invalid_request")), method
+
+
+def test_a_request_line_over_8k_is_a_json_414(stack, owner):
+    response = requests.get(f"{stack.url}/v1/images?cursor={'a' * 9000}", headers=owner.headers)
+    assert response.status_code == 414 and error_code(response) == "invalid_request"
