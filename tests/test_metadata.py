@@ -2,12 +2,13 @@
 
 import io
 import random
+import struct
 
 import pytest
 from PIL import Image, ImageSequence
 
 from goodeye.errors import GoodeyeError, InvalidImage
-from goodeye.images.metadata import strip_metadata
+from goodeye.images.metadata import EXIF_PREFIX, strip_metadata
 from goodeye.images.validation import ImageLimits, validate_image
 from tests import factories
 from tests.factories import ORIENTATION, SECRET, image_with_metadata
@@ -163,3 +164,65 @@ def test_damaged_files_that_still_validate_strip_to_valid_images_or_a_422(fmt):
             pass
         stripped_some += 1
     assert stripped_some > 0
+
+
+def _tiff_with_orientation(tag_type, value):
+    """Raw EXIF (little-endian TIFF) whose only entry is an orientation of any TIFF type."""
+    header = struct.pack("<2sHI", b"II", 42, 8) + struct.pack("<H", 1)
+    if len(value) <= 4:
+        return EXIF_PREFIX + header + struct.pack("<HHI", 0x0112, tag_type, 1) + value.ljust(4, b"\0") + bytes(4)
+    return EXIF_PREFIX + header + struct.pack("<HHII", 0x0112, tag_type, 1, 26) + bytes(4) + value
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("tag_type,value", [(5, struct.pack("<II", 6, 1)), (11, struct.pack("<f", 6.0)), (1, b"\x06")],
+                         ids=["rational", "float", "byte"])
+def test_an_orientation_that_is_not_a_short_is_dropped_not_a_crash(fmt, tag_type, value):
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 8, 7)).save(out, fmt, exif=_tiff_with_orientation(tag_type, value))
+    stripped = strip_metadata(out.getvalue(), fmt)
+    assert dict(opened(stripped).getexif()) == {}
+    assert frames_of(stripped) == frames_of(out.getvalue())
+
+
+def _jpeg_with(segment, before, nth=1):
+    """A progressive JPEG with `segment` inserted before its nth `before` marker."""
+    out = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    at = -1
+    for _ in range(nth):
+        at = data.index(before, at + 1)
+    return data[:at] + segment + data[at:], data
+
+
+def _segment(marker, payload):
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+@pytest.mark.parametrize("segment", [_segment(0xFE, SECRET), _segment(0xE1, EXIF_PREFIX + b"II*\0" + SECRET)],
+                         ids=["comment", "exif"])
+def test_metadata_between_the_scans_of_a_progressive_jpeg_goes(segment):
+    damaged, clean = _jpeg_with(segment, b"\xff\xda", nth=2)
+    assert validate_image(damaged, ImageLimits())
+    stripped = strip_metadata(damaged, "JPEG")
+    assert SECRET not in stripped and frames_of(stripped) == frames_of(clean)
+
+
+def test_stray_bytes_before_a_segment_do_not_shield_the_metadata_after_them():
+    photo = image_with_metadata("JPEG")
+    app0_end = 4 + int.from_bytes(photo[4:6], "big")
+    damaged = photo[:app0_end] + b"\x00\x17" + photo[app0_end:]  # libjpeg skips stray bytes
+    assert validate_image(damaged, ImageLimits())
+    stripped = strip_metadata(damaged, "JPEG")
+    assert SECRET not in stripped and b"Secret Camera" not in stripped
+    assert frames_of(stripped) == frames_of(photo)
+
+
+def test_a_gif_keeps_its_colour_profile():
+    profile = factories.srgb_profile()
+    blocks = b"".join(bytes([len(profile[i:i + 255])]) + profile[i:i + 255] for i in range(0, len(profile), 255))
+    gif = factories.gif()
+    with_icc = gif[:-1] + b"\x21\xff\x0bICCRGBG1012" + blocks + b"\x00" + gif[-1:]
+    stripped = strip_metadata(with_icc, "GIF")
+    assert profile[:64] in stripped and frames_of(stripped) == frames_of(gif)

@@ -5,7 +5,8 @@ made (EXIF, XMP, IPTC, comments, text chunks) and keep every byte that decides h
 Hand-written container walks (PNG chunks, JPEG segments, RIFF chunks, GIF blocks) because
 Pillow drops metadata only by re-encoding, which changes a JPEG's or WebP's pixels; these
 copy the compressed data untouched. The input has passed validate_image, so its container
-is known to be well formed; anything unexpected is copied as it is, never dropped.
+is known to decode; bytes between JPEG segments that start no marker are skipped, as
+libjpeg skips them.
 """
 
 import struct
@@ -23,15 +24,18 @@ _PNG_METADATA_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"tIME"}
 
 _JPEG_APP0, _JPEG_APP1, _JPEG_APP15, _JPEG_COM, _JPEG_SOS, _JPEG_EOI = 0xE0, 0xE1, 0xEF, 0xFE, 0xDA, 0xD9
 # The application segments decoders read: JFIF, the ICC colour profile, Adobe's colour
-# transform. Every other APPn and COM is metadata; so is the multi-picture index (APP2
-# "MPF"), which goes with the pictures after the first (see _end_of_first_jpeg).
+# transform. Every other APPn and COM, wherever it stands, is metadata; so is the
+# multi-picture index (APP2 "MPF"), which goes with the pictures after the first.
 _JPEG_KEPT_APPS = {0xE0: (b"JFIF\x00",), 0xE2: (b"ICC_PROFILE\x00",), 0xEE: (b"Adobe",)}
-# What may follow 0xFF inside entropy-coded data: a stuffed zero, fill, a restart marker.
-_JPEG_IN_SCAN = {0x00, 0xFF, *range(0xD0, 0xD8)}
+# What may follow 0xFF without starting a marker: a stuffed zero or fill, and inside
+# entropy-coded data also a restart marker. Markers without a length: TEM, RSTn, SOI, EOI.
+_JPEG_NOT_A_MARKER = {0x00, 0xFF}
+_JPEG_IN_SCAN = {*_JPEG_NOT_A_MARKER, *range(0xD0, 0xD8)}
+_JPEG_WITHOUT_LENGTH = {0x01, *range(0xD0, 0xDA)}
 
 _VP8X_EXIF, _VP8X_XMP = 0x08, 0x04
 
-_GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")  # the loop count
+_GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")  # the loop count, the ICC profile
 
 
 def strip_metadata(data: bytes, fmt: str) -> bytes:
@@ -49,7 +53,9 @@ def _orientation_exif(payload):
         # Pillow raises struct.error, SyntaxError, ValueError... on a malformed EXIF block;
         # such a block gives no orientation worth keeping and is dropped like the rest.
         return None
-    if orientation not in range(2, 9):
+    # Only a SHORT 2..8 means a rotation or mirror; other types (RATIONAL, FLOAT...) are
+    # malformed and could not be written back as a SHORT anyway.
+    if type(orientation) is not int or orientation not in range(2, 9):
         return None
     kept = Image.Exif()
     kept[ORIENTATION_TAG] = orientation
@@ -77,55 +83,50 @@ def _strip_png(data):
 def _strip_jpeg(data):
     kept = []
     exif = None
+    in_header = True  # before the first scan, where decoders read EXIF
     pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
+    while (pos := _next_jpeg_marker(data, pos, _JPEG_NOT_A_MARKER)) < len(data):
         marker = data[pos + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            pos += 1
+        if marker == _JPEG_EOI:
+            # What follows is not this image: an MPO's other pictures (each with its own
+            # EXIF) or data a phone appends, such as a motion photo's video. Browsers show
+            # the first picture only, so the stripped file is that picture.
+            kept.append(data[pos:pos + 2])
+            break
+        if marker in _JPEG_WITHOUT_LENGTH or pos + 4 > len(data):
+            kept.append(data[pos:pos + 2])
+            pos += 2
             continue
-        if marker == _JPEG_SOS or marker < 0xC0 or 0xD0 <= marker <= 0xD9:
-            break  # entropy-coded data (or a marker without a length) from here on: copied as it is
         end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
         payload = data[pos + 4:end]
-        if marker == _JPEG_APP1 and payload.startswith(EXIF_PREFIX):
+        if in_header and marker == _JPEG_APP1 and payload.startswith(EXIF_PREFIX):
             exif = exif or _orientation_exif(payload)
         if not (_JPEG_APP0 <= marker <= _JPEG_APP15 or marker == _JPEG_COM) or payload.startswith(
             _JPEG_KEPT_APPS.get(marker, ())
         ):
             kept.append(data[pos:end])
         pos = end
+        if marker == _JPEG_SOS:
+            in_header = False
+            scan_end = _next_jpeg_marker(data, pos, _JPEG_IN_SCAN)
+            kept.append(data[pos:scan_end])
+            pos = scan_end
     if exif:
         app1 = EXIF_PREFIX + exif
         # EXIF belongs right after SOI, or after JFIF's APP0 when there is one.
         at = 1 if kept and kept[0][1] == _JPEG_APP0 else 0
         kept.insert(at, struct.pack(">BBH", 0xFF, _JPEG_APP1, len(app1) + 2) + app1)
-    return data[:2] + b"".join(kept) + data[pos:_end_of_first_jpeg(data, pos)]
+    return data[:2] + b"".join(kept)
 
 
-def _end_of_first_jpeg(data, pos):
-    """The position just after the EOI of the image whose scans start at `pos`.
+def _next_jpeg_marker(data, pos, not_a_marker):
+    """The position of the next marker at or after `pos`, else len(data).
 
-    What follows it is not this image: an MPO's other pictures (each with its own EXIF)
-    or data a phone appends, such as a motion photo's video. Browsers show the first
-    picture only, so the stripped file is that picture.
+    Bytes that start no marker are passed over, as libjpeg does: stray bytes between
+    segments, 0xFF fill, and inside entropy-coded data a stuffed zero or a restart marker.
     """
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == _JPEG_EOI:
-            return pos + 2
-        if marker in _JPEG_IN_SCAN:  # fill before a marker
-            pos += 1
-            continue
-        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
-        if marker == _JPEG_SOS:
-            pos = _next_jpeg_marker(data, pos)
-    return len(data)
-
-
-def _next_jpeg_marker(data, pos):
-    """The position of the first marker after the entropy-coded data starting at `pos`."""
     while (pos := data.find(b"\xff", pos)) != -1 and pos + 1 < len(data):
-        if data[pos + 1] not in _JPEG_IN_SCAN:
+        if data[pos + 1] not in not_a_marker:
             return pos
         pos += 1
     return len(data)
