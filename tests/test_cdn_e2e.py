@@ -69,6 +69,14 @@ def test_private_missing_and_malformed_names_are_not_found(stack, owner, other_o
     assert cdn(stack, owner, "secret.png", headers=owner.headers).status_code == 404
 
 
+def test_a_public_alias_or_filename_with_a_newline_after_it_is_not_found(stack, owner):
+    upload(stack, owner, filename="logo.png", visibility="public", alias="@logo")
+    assert cdn(stack, owner, "@logo").status_code == 200
+    for name in ("@logo%0A", "logo.png%0A"):
+        response = cdn(stack, owner, name)
+        assert response.status_code == 404 and error_code(response) == "IMAGE_NOT_FOUND", name
+
+
 def test_making_an_image_private_takes_it_off_the_cdn_at_once(stack, owner):
     record = upload(stack, owner, filename="flip.png", visibility="public")
     assert cdn(stack, owner, "flip.png").status_code == 200

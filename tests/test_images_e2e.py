@@ -542,3 +542,13 @@ def test_traversal_in_the_image_id_is_404(stack, owner, http, suffix):
 def test_a_request_line_over_8k_is_a_json_414(stack, owner):
     response = requests.get(f"{stack.url}/v1/images?cursor={'a' * 9000}", headers=owner.headers)
     assert response.status_code == 414 and error_code(response) == "invalid_request"
+
+
+def test_a_serving_url_with_a_newline_after_it_is_not_the_image(stack, owner, http):
+    record = uploaded(stack, owner, visibility="public")
+    assert http.get(record["url"]).status_code == 200
+    base = record["url"].rsplit(".", 1)[0]
+    # A newline in the token part; the extension is cosmetic (anything after the dot is ignored).
+    for url in (base + "%0A", base + "%0A.png"):
+        response = http.get(url)
+        assert (response.status_code, error_code(response)) == (404, "image_not_found"), url

@@ -150,6 +150,7 @@ def test_the_same_prompt_in_two_projects_is_two_images(live_stack, live_owner):
     [
         ("bad.scope", {"prompt": "x"}, 400, "SCOPE_INVALID_FORMAT"),
         ("s" * 65, {"prompt": "x"}, 400, "SCOPE_INVALID_FORMAT"),
+        ("newline%0A", {"prompt": "x"}, 400, "SCOPE_INVALID_FORMAT"),
         ("ok", {}, 400, "VALIDATION_ERROR"),
         ("ok", {"prompt": "   "}, 400, "VALIDATION_ERROR"),
         ("ok", {"prompt": "x" * 2001}, 400, "VALIDATION_ERROR"),

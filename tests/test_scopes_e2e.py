@@ -101,6 +101,7 @@ def test_create_with_settings_and_a_taken_slug(scope_stack, scope_owner):
     "body, code",
     [
         ({"slug": "has space"}, "SCOPE_INVALID_FORMAT"),
+        ({"slug": "newline\n"}, "SCOPE_INVALID_FORMAT"),
         ({"slug": "x" * 65}, "SCOPE_INVALID_FORMAT"),
         ({"slug": ""}, "SCOPE_INVALID_FORMAT"),
         ({"slug": 7}, "SCOPE_INVALID_FORMAT"),

@@ -156,7 +156,7 @@ def _output(item):
         return GeneratedOutput()
     data = _decode_b64(item.get("b64_json"))
     url = item.get("url")
-    if not (isinstance(url, str) and re.match(r"(?i)https?://[^\s]+$", url)):
+    if not (isinstance(url, str) and re.match(r"(?i)https?://[^\s]+\Z", url)):
         url = None
     return GeneratedOutput(data=data, url=url)
 

@@ -12,8 +12,8 @@ from goodeye.ids import base62, new_id
 from goodeye.models import ApiKey, Org, Project, iso, utcnow
 
 KEY_PREFIX = "good_live_"
-KEY_PATTERN = re.compile(r"^good_live_[A-Za-z0-9]{32,128}$")
-SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+KEY_PATTERN = re.compile(r"^good_live_[A-Za-z0-9]{32,128}\Z")
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 
 
 def hash_key(key):

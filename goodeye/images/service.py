@@ -20,7 +20,7 @@ from goodeye.models import Image, Project, iso, utcnow
 
 VISIBILITIES = ("private", "public")
 SOURCES = ("upload", "generated")
-ALIAS_PATTERN = re.compile(r"^@?([a-z0-9][a-z0-9_-]{0,63})$")
+ALIAS_PATTERN = re.compile(r"^@?([a-z0-9][a-z0-9_-]{0,63})\Z")
 # Ten years: long enough for any real expiry, short enough for every datetime type.
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

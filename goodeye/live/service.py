@@ -46,7 +46,7 @@ from goodeye.images.service import ALIAS_PATTERN, delete_image, image_url, parse
 from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 
-SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 # The seed's one year; bounded by an image's TTL when it has one (README: the trade-off).
 CDN_MAX_AGE = 31536000
 LIVE_GENERATOR = "builtin"

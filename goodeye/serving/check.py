@@ -16,7 +16,7 @@ from goodeye.errors import AuthRequired, ImageNotFound
 from goodeye.identity.service import authenticate, key_columns, key_digest, verified_project
 from goodeye.models import ApiKey, Image, utcnow
 
-TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 
 SERVABLE_COLUMNS = (Image.id, Image.token, Image.project, Image.sha256, Image.content_type, Image.size_bytes, Image.visibility, Image.expires_at)
 
@@ -36,7 +36,7 @@ class ServableImage:
 
     @classmethod
     def from_row(cls, row):
-        """Build from the columns of SERVABLESERVABLE_COLUMNS, in order."""
+        """Build from the columns of SERVABLE_COLUMNS, in order."""
         image = cls(*row)
         if isinstance(image.expires_at, str):
             # SQLite hands back the stored text when it is read outside the ORM.

@@ -22,10 +22,10 @@ from goodeye.config import ConfigError
 from goodeye.storage.interface import BlobStorage, StorageUnavailable
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
-_KEY_TAIL = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
+_KEY_TAIL = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\Z")
 # The prefix travels in the X-Accel-Redirect path, which nginx unescapes once:
 # characters that never need escaping keep that path and the signed path equal.
-_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*\Z")
 MULTIPART_BYTES = 8 * 1024 * 1024
 
 
