@@ -76,13 +76,14 @@ def register_error_handlers(app):
 
 def bearer_key(allow_x_api_key=False):
     """The API key a request carries, or None when it carries none."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, key = header.strip().partition(" ")
+    # A blank header carries no credential: anonymous, as nginx's fast path takes it too.
+    header = (request.headers.get("Authorization") or "").strip()
+    if header:
+        scheme, _, key = header.partition(" ")
         # A credential in any other shape is a wrong credential, never anonymity.
         return key.strip() if scheme.lower() == "bearer" else header
     if allow_x_api_key:
-        return request.headers.get("X-API-Key")
+        return (request.headers.get("X-API-Key") or "").strip() or None
     return None
 
 
@@ -112,7 +113,30 @@ class GoodeyeRequest(Request):
 
 def json_body():
     """The request's JSON object, else InvalidRequest."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None  # nested deeper than the parser goes: not a body any endpoint takes
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
+    if not _is_unicode_text(body):
+        raise InvalidRequest("The body's strings must be valid Unicode (JSON allows lone surrogates; we do not).")
     return body
+
+
+def _is_unicode_text(value):
+    """Whether every string in a parsed JSON value encodes as UTF-8 (no lone surrogates)."""
+    pending = [value]  # a loop, not recursion: a body may nest as deep as the parser allows
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and not item.isascii():
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True

@@ -104,3 +104,31 @@ def test_a_request_line_over_8k_is_a_json_414(stack, owner):
     assert response.status_code == 414 and response.json() == {
         "error": {"code": "invalid_request", "message": "The request line is too long."}
     }
+
+
+def test_a_new_ttl_bounds_cache_control_on_the_very_next_request(stack, owner):
+    record = upload(stack, owner, filename="soon.png", visibility="public")
+    assert cdn(stack, owner, "soon.png").headers["Cache-Control"] == "public, max-age=31536000"
+    patched = requests.patch(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers, json={"ttl_seconds": 30})
+    assert patched.status_code == 200
+    assert int(cdn(stack, owner, "soon.png").headers["Cache-Control"].removeprefix("public, max-age=")) <= 30
+
+
+@pytest.mark.parametrize("header", ["Bearer good_live_" + "x" * 40, "Bearer not-a-key", "Basic dXNlcjpwYXNz"])
+def test_a_wrong_key_on_the_cdn_is_401_never_anonymous(stack, owner, header):
+    upload(stack, owner, filename="open.png", visibility="public")
+    for name in ("open.png", "@nothing"):
+        refused = cdn(stack, owner, name, headers={"Authorization": header})
+        assert refused.status_code == 401 and error_code(refused) == "INVALID_API_KEY", name
+    live = requests.get(f"{stack.url}/cdn/{owner.project}/live/s1", params={"prompt": "x"}, headers={"Authorization": header})
+    assert live.status_code == 401 and error_code(live) == "INVALID_API_KEY"
+    # The owner's own key changes nothing: the CDN serves public images to anyone.
+    assert cdn(stack, owner, "open.png", headers=owner.headers).status_code == 200
+
+
+def test_a_blank_authorization_header_is_anonymous_on_every_path(stack, owner):
+    record = upload(stack, owner, filename="blank.png", visibility="public")
+    for url in (record["url"], f"{stack.url}/cdn/{owner.project}/img/blank.png"):
+        assert requests.get(url, headers={"Authorization": ""}).status_code == 200, url
+    refused = requests.get(f"{stack.url}/v1/images", headers={"Authorization": ""})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "auth_required"

@@ -552,3 +552,51 @@ def test_a_serving_url_with_a_newline_after_it_is_not_the_image(stack, owner, ht
     for url in (base + "%0A", base + "%0A.png"):
         response = http.get(url)
         assert (response.status_code, error_code(response)) == (404, "image_not_found"), url
+
+
+def test_a_new_ttl_bounds_cache_control_on_the_very_next_request(stack, owner, http):
+    record = uploaded(stack, owner, visibility="public")
+    assert http.get(record["url"]).headers["Cache-Control"] == "public, max-age=3600"  # a decision nginx keeps
+    patched = http.patch(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers, json={"ttl_seconds": 30})
+    assert patched.status_code == 200
+    assert int(http.get(record["url"]).headers["Cache-Control"].removeprefix("public, max-age=")) <= 30
+    cleared = http.patch(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers, json={"permanent": True})
+    assert cleared.status_code == 200
+    assert http.get(record["url"]).headers["Cache-Control"] == "public, max-age=3600"
+
+
+@pytest.mark.parametrize("query", [
+    "limit=%C2%B2",                    # a digit to str.isdigit(), not to int()
+    "limit=" + "9" * 4400,             # past Python's int() digit limit
+    "cursor=" + base64.urlsafe_b64encode(b"v1:99999999999999999999").decode(),  # past a 64-bit key
+])
+def test_numbers_no_integer_holds_are_400(stack, owner, query):
+    response = requests.get(f"{stack.url}/v1/images?{query}", headers=owner.headers)
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+
+
+def test_a_ttl_of_thousands_of_digits_is_400_and_stores_nothing(stack, owner):
+    before_blobs, before_rows = blob_files(stack), image_count(stack, owner)
+    response = upload(stack, owner, factories.png(), ttl_seconds="9" * 4400)
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+    assert (blob_files(stack), image_count(stack, owner)) == (before_blobs, before_rows)
+
+
+@pytest.mark.parametrize("body", [
+    '{"visibility": "public", "x": "\\ud800"}',   # a lone surrogate: valid JSON, not Unicode text
+    "[" * 100000 + "]" * 100000,                  # deeper than the JSON parser goes
+])
+def test_bodies_that_parse_into_nothing_usable_are_400(stack, owner, body):
+    record = uploaded(stack, owner)
+    response = requests.patch(f"{stack.url}/v1/images/{record['id']}", headers={**owner.headers, "Content-Type": "application/json"},
+                              data=body)
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+
+
+def test_other_methods_on_a_serving_url_are_a_json_405(stack, owner, http):
+    public = uploaded(stack, owner, visibility="public")
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        response = http.request(method, public["url"])
+        assert (response.status_code, error_code(response)) == (405, "method_not_allowed"), method
+        assert response.headers["Allow"]
+    assert http.get(public["url"]).status_code == 200

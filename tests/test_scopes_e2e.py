@@ -294,6 +294,20 @@ def test_regenerate_refuses_unknown_scopes_and_foreign_images(scope_stack, scope
         assert refused.status_code == 400 and error_code(refused) == "VALIDATION_ERROR"
 
 
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "offset=" + "9" * 4400])
+def test_page_numbers_no_integer_holds_are_400(scope_stack, scope_owner, query):
+    response = api(scope_stack, scope_owner, "GET", f"/live/scopes?{query}")
+    assert response.status_code == 400 and error_code(response) == "VALIDATION_ERROR"
+
+
+def test_a_lone_surrogate_in_a_body_is_400(scope_stack, scope_owner):
+    scope = new_scope_slug()
+    live_get(scope_stack, scope_owner.project, scope, unique("surrogate"))
+    response = requests.post(f"{scope_stack.url}/api/v1/live/scopes/{scope}/regenerate", data=r'{"imageId": "\ud800"}',
+                             headers={**scope_owner.headers, "Content-Type": "application/json"})
+    assert response.status_code == 400 and error_code(response) == "VALIDATION_ERROR"
+
+
 # --- GET /api/v1/live -------------------------------------------------------------------------
 
 

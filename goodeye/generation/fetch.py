@@ -42,6 +42,8 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from goodeye.parsing import whole_number
+
 try:  # requests brings certifi; fall back to the system store without it.
     import certifi
 
@@ -296,9 +298,9 @@ def _read_body(response, hop, max_bytes, deadline):
     if encoding != "identity":
         # Decoding would let a small body expand past max_bytes before we count it.
         raise FetchFailed(f"{hop.host} sent a {encoding!r}-encoded body")
-    declared = response.headers.get("Content-Length")
-    if declared and declared.strip().isdigit() and int(declared) > max_bytes:
-        raise FetchFailed(f"{hop.host} declared {int(declared)} bytes, over the {max_bytes}-byte cap")
+    declared = whole_number(response.headers.get("Content-Length"))
+    if declared is not None and declared > max_bytes:
+        raise FetchFailed(f"{hop.host} declared {declared} bytes, over the {max_bytes}-byte cap")
     sock = getattr(response.connection, "sock", None)
     body = bytearray()
     try:

@@ -17,6 +17,7 @@ from goodeye.images.blobs import acquire_blob, release_blob
 from goodeye.images.metadata import strip_metadata
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, iso, utcnow
+from goodeye.parsing import whole_number
 
 VISIBILITIES = ("private", "public")
 SOURCES = ("upload", "generated")
@@ -56,8 +57,8 @@ def parse_visibility(value):
 
 def parse_ttl(value):
     """A positive whole number of seconds (from JSON or a form field), else InvalidRequest."""
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        value = int(value)
+    if isinstance(value, str):
+        value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidRequest("ttl_seconds must be a positive whole number of seconds.")
     if value > MAX_TTL_SECONDS:
@@ -138,7 +139,7 @@ def sync_link(ctx, image):
     if ctx.links is None:
         return
     if image.visibility == "public" and (image.expires_at is None or image.expires_at > utcnow()):
-        ctx.links.add(image.token, image.sha256)
+        ctx.links.add(image.token, image.sha256, image.expires_at)
     else:
         ctx.links.remove(image.token)
 
@@ -212,9 +213,9 @@ def decode_cursor(cursor):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, pk = raw.partition(":")
-        if version != "v1" or not pk.isdigit():
+        if version != "v1" or whole_number(pk) is None:
             raise ValueError
-        return int(pk)
+        return whole_number(pk)
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidRequest("cursor is not valid; pass next_cursor from a previous page.") from None
 
@@ -226,7 +227,7 @@ def list_images(project_id, *, source=None, visibility=None, limit=20, cursor=No
     if visibility is not None:
         parse_visibility(visibility)
     if isinstance(limit, str):
-        limit = int(limit) if limit.strip().isdigit() else 0
+        limit = whole_number(limit) or 0
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
     query = _live(Image.select().where(Image.project == project_id), utcnow())

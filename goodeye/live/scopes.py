@@ -19,6 +19,7 @@ from goodeye.images.blobs import release_blob
 from goodeye.images.service import bytes_fields, delete_image, sync_link
 from goodeye.live.service import check_scope_slug, generate_live_image
 from goodeye.models import Image, LiveCacheEntry, LiveScope, iso, utcnow
+from goodeye.parsing import whole_number
 
 MAX_LIST_LIMIT = 100
 MAX_META_BYTES = 16 * 1024
@@ -80,8 +81,8 @@ def create_scope(project_id, body):
 
 
 def _page_number(value, name, low, high):
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        value = whole_number(value)
     if not isinstance(value, int) or not low <= value <= high:
         raise InvalidRequest(f"{name} must be an integer from {low} to {high}.")
     return value
@@ -202,7 +203,13 @@ def _regenerate_image(ctx, project_id, params, image_pk):
     # before anyone is told the image changed, and the fresh row's is gone.
     if ctx.links is not None:
         ctx.links.remove(fresh.token)
-    sync_link(ctx, Image.get_by_id(image_pk))
-    release_blob(ctx.storage, old.sha256)
+    try:
+        # An image deleted between that commit and here released its new bytes; the
+        # reference to the old bytes, which passed to no row, is dropped all the same.
+        regenerated = Image.get_or_none(Image.pk == image_pk)
+        if regenerated is not None:
+            sync_link(ctx, regenerated)
+    finally:
+        release_blob(ctx.storage, old.sha256)
     return True
 

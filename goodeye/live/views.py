@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 from goodeye.context import current_context
 from goodeye.errors import GoodeyeError
 from goodeye.http import client_ip, json_body
-from goodeye.identity.auth import required_project_id
+from goodeye.identity.auth import optional_project_id, required_project_id
 from goodeye.live import scopes, service
 from goodeye.serving import decide
 from goodeye.serving.respond import blob_response
@@ -16,6 +16,7 @@ bp = Blueprint("live", __name__)
 @bp.get("/cdn/<org>/<project>/img/<path:name>")
 def cdn_image(org, project, name):
     ctx = current_context()
+    optional_project_id()  # public by design, but a key that is sent must be a valid one (DESIGN §3)
     image = service.find_cdn_image(org, project, name)
     return blob_response(ctx, image, service.cdn_cache_control(image))
 
@@ -23,6 +24,7 @@ def cdn_image(org, project, name):
 @bp.get("/cdn/<org>/<project>/live/<scope>")
 def cdn_live(org, project, scope):
     ctx = current_context()
+    optional_project_id()  # as for /cdn images: a wrong key is refused, never taken as anonymity
     service.check_scope_slug(scope)
     live = service.parse_live_query(request.args)
     project_id, allow_new_scopes = service.resolve_project(org, project)

@@ -36,7 +36,7 @@ def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep
     keep = keep and (image.expires_at is None or image.expires_at - now > timedelta(seconds=WORST_AGE_SECONDS + 1))
     later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
     headers = {
-        "X-Goodeye-Link": ctx.links.relative_path(image.token),
+        "X-Goodeye-Link": ctx.links.relative_path(image.token, image.expires_at),
         "X-Goodeye-Type": image.content_type,
         # Computed as of the decision's oldest possible use, so max-age never outlives the TTL.
         "X-Goodeye-Cache-Control": cache_control_at(later),

@@ -4,52 +4,66 @@ nginx reuses a decision of the check for up to a second or two (its cache has
 whole-second granularity). Making an image private, deleting it or replacing
 its bytes removes or swaps its link at once, so a reused decision can only
 find the link gone and fall back to the full check: those changes take effect
-on the very next request. Only public images have a link. Links live beside
+on the very next request. A link's name carries the image's expiry, so a new
+TTL renames it and a decision kept from before (with the old Cache-Control)
+falls back the same way. Only public images have a link. Links live beside
 the blobs (same filesystem), so a link costs a directory entry, not a copy.
 """
 
+import calendar
 import os
 import tempfile
 
 
 class LinkIndex:
-    """links/{token[:2]}/{token} -> the blob's inode."""
+    """links/{token[:2]}/{token}[~{expiry, epoch seconds}] -> the blob's inode."""
 
     def __init__(self, root, blob_path):
         self.root = os.path.abspath(root)
         self.blob_path = blob_path
 
-    def relative_path(self, token):
+    def relative_path(self, token, expires_at):
         """The link's path under the root, as nginx's alias appends it."""
-        return f"{token[:2]}/{token}"
+        return f"{token[:2]}/{_name(token, expires_at)}"
 
-    def _path(self, token):
-        return os.path.join(self.root, token[:2], token)
-
-    def add(self, token, sha256):
+    def add(self, token, sha256, expires_at):
         """Point the token's link at the blob, replacing any previous one atomically."""
-        path = self._path(token)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        directory = os.path.join(self.root, token[:2])
+        name = _name(token, expires_at)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         os.close(fd)
         os.unlink(tmp)
         try:
             os.link(self.blob_path(sha256), tmp)
-            os.replace(tmp, path)
+            os.replace(tmp, os.path.join(directory, name))
         except FileNotFoundError:
             # No blob on disk (yet): without a link the full check serves it.
-            self.remove(token)
+            name = None
+        self._remove_names(token, keep=name)
 
     def remove(self, token):
         """Drop the token's link; no error when there is none."""
+        self._remove_names(token, keep=None)
+
+    def _remove_names(self, token, keep):
+        directory = os.path.join(self.root, token[:2])
         try:
-            os.unlink(self._path(token))
+            names = os.listdir(directory)
         except FileNotFoundError:
-            pass
+            return
+        for name in names:
+            if name != keep and name.split("~")[0] == token:
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except FileNotFoundError:
+                    pass
 
     def iter_tokens(self):
         """Every token that has a link."""
         for directory, _subdirs, files in os.walk(self.root):
-            for name in files:
-                if not name.startswith("."):
-                    yield name
+            yield from {name.split("~")[0] for name in files if not name.startswith(".")}
+
+
+def _name(token, expires_at):
+    return token if expires_at is None else f"{token}~{calendar.timegm(expires_at.utctimetuple())}"

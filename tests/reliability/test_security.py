@@ -96,7 +96,11 @@ def test_authorization_matrix(rel_stack, parties, path, method, security, creden
     schemes = {name for requirement in (security or []) for name in requirement}
     upper = path.startswith(("/cdn/", "/api/"))
     if not schemes:
-        # Public by design (/healthz, /readyz, /cdn): credentials change nothing.
+        if path.startswith("/cdn/") and credential in ("revoked_key", "malformed_key"):
+            # Public by design, but a key that is sent is read, and a wrong one refused (DESIGN §3).
+            assert status == 401 and (method == "head" or response.json()["error"]["code"] == "INVALID_API_KEY"), status
+            return
+        # Public by design (/healthz, /readyz, /cdn): no key, or a valid one, changes nothing.
         assert status < 400 or path.startswith("/cdn/") and status == 404, (status, response.text[:300])
         return
     # HEAD answers carry no body: only the status can be checked.
