@@ -111,6 +111,16 @@ def images_of(stack, owner):
     return response.json()["data"]
 
 
+def generation_count(stack):
+    """How many generation rows the stack's database holds."""
+    db = make_database(stack.settings.database)
+    try:
+        with db.bind_ctx([Generation]):
+            return Generation.select().count()
+    finally:
+        db.close()
+
+
 def generation_row(stack, generation_id):
     """The generation's row, read straight from the stack's database."""
     db = make_database(stack.settings.database)
@@ -400,3 +410,11 @@ def test_an_unknown_generator_is_404(gen_stack, gen_owner, body):
 def test_get_on_generate_is_405(gen_stack, http):
     response = http.get(f"{gen_stack.url}/v1/image-generators/builtin/generate")
     assert response.status_code == 405 and error_code(response) == "method_not_allowed"
+
+
+def test_a_lone_surrogate_in_a_prompt_is_400_and_generates_nothing(gen_stack, gen_owner):
+    before = generation_count(gen_stack)
+    response = requests.post(f"{gen_stack.url}/v1/image-generators/builtin/generate", data=r'{"prompt": "a cat \ud800"}',
+                             headers={**gen_owner.headers, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+    assert generation_count(gen_stack) == before

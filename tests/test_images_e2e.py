@@ -582,11 +582,8 @@ def test_a_ttl_of_thousands_of_digits_is_400_and_stores_nothing(stack, owner):
     assert (blob_files(stack), image_count(stack, owner)) == (before_blobs, before_rows)
 
 
-@pytest.mark.parametrize("body", [
-    '{"visibility": "public", "x": "\\ud800"}',   # a lone surrogate: valid JSON, not Unicode text
-    "[" * 100000 + "]" * 100000,                  # deeper than the JSON parser goes
-])
-def test_bodies_that_parse_into_nothing_usable_are_400(stack, owner, body):
+def test_a_body_nested_deeper_than_the_json_parser_goes_is_400(stack, owner):
+    body = "[" * 100000 + "]" * 100000
     record = uploaded(stack, owner)
     response = requests.patch(f"{stack.url}/v1/images/{record['id']}", headers={**owner.headers, "Content-Type": "application/json"},
                               data=body)
