@@ -14,7 +14,7 @@ import zlib
 
 from PIL import Image
 
-from goodeye.images.validation import gif_palette_size, skip_gif_sub_blocks
+from goodeye.images.validation import GIF_EXTENSION, GIF_IMAGE, GIF_TRAILER, gif_header_size, iter_gif_blocks
 
 EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
@@ -158,22 +158,14 @@ def _strip_webp(data):
 
 
 def _strip_gif(data):
-    pos = 13 + gif_palette_size(data[10])
-    out = [data[:pos]]
-    while pos < len(data) and data[pos] != 0x3B:
-        introducer = data[pos]
-        if introducer == 0x21:  # extension: comments and application data other than the loop count go
-            end = skip_gif_sub_blocks(data, pos + 2)
-            label = data[pos + 1]
-            if label != 0xFE and (label != 0xFF or data[pos + 3:pos + 14] in _GIF_KEPT_APPLICATIONS):
-                out.append(data[pos:end])
-        elif introducer == 0x2C:  # image descriptor, colour table, LZW code size, image data
-            end = skip_gif_sub_blocks(data, pos + 10 + gif_palette_size(data[pos + 9]) + 1)
-            out.append(data[pos:end])
-        else:  # a stray byte between blocks, which decoders skip
-            end = pos + 1
-        pos = end
-    out.append(b"\x3b")
+    out = [data[:gif_header_size(data)]]
+    for introducer, start, end in iter_gif_blocks(data):
+        label = data[start + 1] if introducer == GIF_EXTENSION else None
+        if label == 0xFE or (label == 0xFF and data[start + 3:start + 14] not in _GIF_KEPT_APPLICATIONS):
+            continue  # a comment, or application data other than the loop count and ICC profile
+        if introducer in (GIF_EXTENSION, GIF_IMAGE):
+            out.append(data[start:end])  # stray bytes between blocks, which decoders skip, are not
+    out.append(bytes([GIF_TRAILER]))
     return b"".join(out)
 
 

@@ -212,10 +212,11 @@ def decode_cursor(cursor):
     """The pk a cursor points after, else InvalidRequest."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, pk = raw.partition(":")
-        if version != "v1" or whole_number(pk) is None:
+        version, _, text = raw.partition(":")
+        pk = whole_number(text)
+        if version != "v1" or pk is None:
             raise ValueError
-        return whole_number(pk)
+        return pk
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidRequest("cursor is not valid; pass next_cursor from a previous page.") from None
 

@@ -158,46 +158,61 @@ def _check_pixels(width, height, limits):
         )
 
 
+GIF_EXTENSION, GIF_IMAGE, GIF_TRAILER = 0x21, 0x2C, 0x3B
+
+
 def _count_gif_frames(data, canvas, limits):
     # Hand-written (GIF89a spec §§17-27) because Pillow has no bounded frame count:
     # `n_frames` walks every frame of the file (a 25 MiB upload can hold a million) and
     # `seek()` decodes each frame on the way. This stops at max_frames + 1, never
     # decodes, and also checks every frame's extent, which Pillow grows the canvas to
-    # fit only when it reaches that frame. Lengths that run past the end → truncated;
-    # a missing trailer is tolerated, as Pillow and browsers do.
+    # fit only when it reaches that frame.
     width, height = canvas
-    pos = 13 + gif_palette_size(data[10])
     frames = 0
-    while pos < len(data):
-        introducer = data[pos]
-        pos += 1
-        if introducer == 0x3B:  # trailer
-            break
-        if introducer == 0x21:  # extension: a label, then data sub-blocks
-            pos = skip_gif_sub_blocks(data, pos + 1)
-        elif introducer == 0x2C:  # image descriptor
-            if pos + 9 > len(data):
-                raise InvalidImage("The GIF image is truncated.")
-            left, top, w, h, flags = struct.unpack_from("<4HB", data, pos)
-            pos += 9 + gif_palette_size(flags)
-            pos = skip_gif_sub_blocks(data, pos + 1)  # + 1: the LZW minimum code size
+    for introducer, start, _end in iter_gif_blocks(data):
+        if introducer == GIF_IMAGE:
+            left, top, w, h, _flags = struct.unpack_from("<4HB", data, start + 1)
             frames += 1
             _check_pixels(max(width, left + w), max(height, top + h), limits)
             if frames > limits.max_frames:
                 raise ImageTooLargeDimensions(f"The image has more than {limits.max_frames} frames.")
-        # Pillow skips any other byte between blocks; so do we.
     if frames == 0:
         raise InvalidImage("The GIF file holds no image.")
     return frames
 
 
-def gif_palette_size(flags):
-    """The bytes of the colour table a GIF descriptor's flags announce."""
+def gif_header_size(data):
+    """The bytes of a GIF's header, screen descriptor and global colour table."""
+    return 13 + _gif_palette_size(data[10])
+
+
+def iter_gif_blocks(data):
+    """(introducer, start, end) of each block after the GIF's header, up to the trailer.
+
+    Lengths that run past the end raise InvalidImage (truncated); a missing trailer is
+    tolerated, and a stray byte between blocks is a block of its own, as Pillow and
+    browsers skip it.
+    """
+    start = gif_header_size(data)
+    while start < len(data) and data[start] != GIF_TRAILER:
+        introducer = data[start]
+        if introducer == GIF_EXTENSION:  # a label, then data sub-blocks
+            end = _skip_gif_sub_blocks(data, start + 2)
+        elif introducer == GIF_IMAGE:  # descriptor, local colour table, LZW code size, data sub-blocks
+            if start + 10 > len(data):
+                raise InvalidImage("The GIF image is truncated.")
+            end = _skip_gif_sub_blocks(data, start + 10 + _gif_palette_size(data[start + 9]) + 1)
+        else:
+            end = start + 1
+        yield introducer, start, end
+        start = end
+
+
+def _gif_palette_size(flags):
     return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
 
 
-def skip_gif_sub_blocks(data, pos):
-    """The position after the GIF data sub-blocks starting at pos, else InvalidImage (truncated)."""
+def _skip_gif_sub_blocks(data, pos):
     while pos < len(data):
         size = data[pos]
         pos += 1 + size
