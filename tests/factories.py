@@ -60,9 +60,9 @@ def _png_chunk(kind, body):
     return struct.pack(">I4s", len(body), kind) + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _with_jpeg_segment(data, marker, payload):
-    """data with one more segment right after SOI."""
-    return data[:2] + struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload + data[2:]
+def jpeg_segment(marker, payload):
+    """A JPEG marker segment: 0xFF, the marker, the length, the payload."""
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
 
 def image_with_metadata(fmt, frames=1):
@@ -82,7 +82,8 @@ def image_with_metadata(fmt, frames=1):
     if fmt == "JPEG":
         pictures[0].save(out, "JPEG", exif=secret_exif(), xmp=xmp, comment=SECRET, icc_profile=srgb_profile(), quality=90)
         photoshop = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">I", len(SECRET)) + SECRET
-        return _with_jpeg_segment(out.getvalue(), 0xED, photoshop)
+        data = out.getvalue()
+        return data[:2] + jpeg_segment(0xED, photoshop) + data[2:]  # right after SOI
     if fmt == "WEBP":
         pictures[0].save(out, "WEBP", save_all=frames > 1, append_images=pictures[1:], exif=secret_exif(), xmp=xmp,
                          icc_profile=srgb_profile(), quality=80)

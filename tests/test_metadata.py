@@ -196,11 +196,7 @@ def _jpeg_with(segment, before, nth=1):
     return data[:at] + segment + data[at:], data
 
 
-def _segment(marker, payload):
-    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
-
-
-@pytest.mark.parametrize("segment", [_segment(0xFE, SECRET), _segment(0xE1, EXIF_PREFIX + b"II*\0" + SECRET)],
+@pytest.mark.parametrize("segment", [factories.jpeg_segment(0xFE, SECRET), factories.jpeg_segment(0xE1, EXIF_PREFIX + b"II*\0" + SECRET)],
                          ids=["comment", "exif"])
 def test_metadata_between_the_scans_of_a_progressive_jpeg_goes(segment):
     damaged, clean = _jpeg_with(segment, b"\xff\xda", nth=2)
