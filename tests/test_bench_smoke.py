@@ -4,8 +4,13 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from goodeye.stack import REPO_ROOT
 from tests.conftest import MYSQL_ADMIN_URL
+
+# Fault injection, load, fuzzing and bench smoke: left out of the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
 
 SCENARIOS = {
     "raw nginx",

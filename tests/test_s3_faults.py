@@ -17,6 +17,9 @@ from tests.conftest import start_stack
 from tests.s3_server import CREDENTIALS, S3Server
 from tests.test_images_e2e import error_code, upload, uploaded
 
+# Fault injection, load, fuzzing and bench smoke: left out of the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 # A hang guard, not a timing assertion: an outage must not hold a request.
 GUARD = 15
 

@@ -27,6 +27,9 @@ from tests.reliability.conftest import start_reliability_stack
 from tests.reliability.helpers import DbProbe, error_code, sha256
 from tests.s3_server import S3Server
 
+# Fault injection, load, fuzzing and bench smoke: left out of the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def _png(seed, size=(16, 16)):
     out = io.BytesIO()

@@ -16,6 +16,9 @@ from PIL import Image
 from tests.openapi_check import load_spec
 from tests.reliability.helpers import DbProbe, count, is_envelope, sha256
 
+# Fault injection, load, fuzzing and bench smoke: left out of the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 SPEC = load_spec()
 FUZZ = settings(
     derandomize=True,

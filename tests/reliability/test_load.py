@@ -18,6 +18,9 @@ from PIL import Image
 from tests.reliability.conftest import start_reliability_stack
 from tests.reliability.helpers import ClientPool, DbProbe, count
 
+# Fault injection, load, fuzzing and bench smoke: left out of the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 # Weights of the mix; reads dominate, as on a real image host.
 MIX = {"upload": 24, "upload_shared": 4, "public_read": 24, "private_read": 14, "update": 10,
        "delete": 8, "list": 6, "live": 10}
