@@ -6,6 +6,7 @@ flags, then `GOODEYE_URL` / `GOODEYE_API_KEY`, then the file `goodeye login`
 writes, then defaults.
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -120,14 +121,20 @@ class GoodeyeClient:
         if settings.api_key:
             self.session.headers["Authorization"] = f"Bearer {settings.api_key}"
 
-    def _request(self, method, path, **kwargs):
-        url = f"{self.settings.url}{path}"
+    @contextlib.contextmanager
+    def _network_errors(self):
+        """Turn requests' failures (while connecting or while reading a body) into ConnectionFailed."""
         try:
-            response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
+            yield
         except requests.Timeout:
             raise ConnectionFailed("connection_failed", f"{self.settings.url} did not answer in time") from None
         except requests.RequestException as exc:
             raise ConnectionFailed("connection_failed", f"cannot reach {self.settings.url} ({type(exc).__name__})") from None
+
+    def _request(self, method, path, **kwargs):
+        url = f"{self.settings.url}{path}"
+        with self._network_errors():
+            response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
         if response.status_code >= 400:
             raise _api_error(response)
         if response.status_code == 204:
@@ -149,6 +156,27 @@ class GoodeyeClient:
             callback = (lambda monitor: progress(monitor.bytes_read, monitor.len)) if progress else None
             body = MultipartEncoderMonitor(encoder, callback)
             return self._request("POST", "/v1/images", data=body, headers={"Content-Type": body.content_type})
+
+    def download(self, url, out, *, progress=None):
+        """Write the bytes at a serving `url` to the binary file `out`; returns how many were written.
+
+        The key goes along, so a private image of the project downloads too;
+        `progress(bytes_written, total)` is called per chunk.
+        """
+        if not url.startswith(f"{self.settings.url}/"):
+            # The key is only ever sent to the configured server.
+            raise ApiError("invalid_request", f"{url} is not on {self.settings.url}")
+        with self._network_errors(), self.session.get(url, stream=True, timeout=TIMEOUT_SECONDS) as response:
+            if response.status_code >= 400:
+                raise _api_error(response)
+            total = int(response.headers.get("Content-Length") or 0)
+            written = 0
+            for chunk in response.iter_content(chunk_size=256 * 1024):
+                out.write(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(written, total)
+            return written
 
     def upload_base64(self, data, *, visibility=None, ttl_seconds=None, filename=None, alias=None, strip_metadata=False):
         """Upload base64 `data` as JSON; a string too long for the upload limit is refused before it is sent."""
@@ -193,9 +221,10 @@ class GoodeyeClient:
         """The generators the server offers: {"data": [...]}."""
         return self._request("GET", "/v1/image-generators")
 
-    def generate(self, generator, prompt, *, n=None, aspect_ratio=None, seed=None):
+    def generate(self, generator, prompt, *, n=None, aspect_ratio=None, seed=None, visibility=None, ttl_seconds=None):
         """Generate and host images; returns the generation."""
-        body = {"prompt": prompt, **_present(n=n, aspect_ratio=aspect_ratio, seed=seed)}
+        body = {"prompt": prompt, **_present(n=n, aspect_ratio=aspect_ratio, seed=seed, visibility=visibility,
+                                             ttl_seconds=ttl_seconds)}
         return self._request("POST", f"/v1/image-generators/{_path_segment(generator)}/generate", json=body)
 
 

@@ -92,7 +92,8 @@ def build_server(settings):
             "Goodeye hosts images at stable URLs and generates images. Upload with upload_image (base64 bytes) "
             "or create with generate_image; both return records whose `id` is the management id used by "
             "get_image, update_image and delete_image, and whose `url` is the shareable link. Images are "
-            "private unless made public."
+            "private unless made public: to hand a user a link anyone can open, pass visibility='public' "
+            "(to upload_image or generate_image) or make it public with update_image."
         ),
     )
 
@@ -118,12 +119,16 @@ def build_server(settings):
         visibility: Annotated[Visibility, Field(description="public: anyone with the url may fetch it; private: only this project's key.")] = "private",
         ttl_seconds: Annotated[int | None, Field(ge=1, description="Seconds from now until the image expires; omit to keep it until deleted.")] = None,
         filename: Annotated[str | None, Field(min_length=1, max_length=255, description="A file name for the image (made unique in the project); optional.")] = None,
+        alias: Annotated[str | None, Field(min_length=1, max_length=65, description="A stable @name for the image in its project (taken from any image that holds it); optional.")] = None,
         strip_metadata: Annotated[bool, Field(description="true stores the image without EXIF/GPS, XMP and comments; pixels, colour profile and orientation are kept.")] = False,
     ) -> Annotated[CallToolResult, ImageRecord]:
-        """Host an image and get its stable URL. Returns the image record (`id`, `url`, `visibility`, `expires_at`, ...)."""
+        """Use when you have an image file's bytes (from the user or made by code) and need a durable URL for it.
+
+        Returns the image record (`id`, `url`, `visibility`, `expires_at`, ...).
+        """
         return call(
             GoodeyeClient.upload_base64, data, visibility=visibility, ttl_seconds=ttl_seconds, filename=filename,
-            strip_metadata=strip_metadata,
+            alias=alias, strip_metadata=strip_metadata,
         )
 
     @server.tool(annotations=ToolAnnotations(title="List hosted images", read_only_hint=True, open_world_hint=False))
@@ -133,34 +138,44 @@ def build_server(settings):
         limit: Annotated[int, Field(ge=1, le=100, description="Images per page, 1-100.")] = 20,
         cursor: Annotated[str | None, Field(min_length=1, description="The next_cursor of the previous page; omit for the first page.")] = None,
     ) -> Annotated[CallToolResult, ImagePage]:
-        """List this project's hosted images, newest first, one page at a time."""
+        """Use to find images already hosted (e.g. before uploading again, or to get an id): newest first, one page at a time."""
         return call(GoodeyeClient.list_images, source=source, visibility=visibility, limit=limit, cursor=cursor)
 
     @server.tool(annotations=ToolAnnotations(title="Get an image record", read_only_hint=True, open_world_hint=False))
     def get_image(image_id: ImageId) -> Annotated[CallToolResult, ImageRecord]:
-        """Get one hosted image's record: url, visibility, source, size, expiry, timestamps."""
+        """Use to check one image you know the id of: its url, visibility, size, expiry and timestamps."""
         return call(GoodeyeClient.get_image, image_id)
 
-    @server.tool(annotations=ToolAnnotations(title="Change visibility or expiry", idempotent_hint=True, open_world_hint=False))
+    @server.tool(annotations=ToolAnnotations(title="Change visibility, expiry, alias or filename", idempotent_hint=True, open_world_hint=False))
     def update_image(
         image_id: ImageId,
         visibility: Annotated[Visibility | None, Field(description="public to share the url with anyone, private to restrict it; omit to keep.")] = None,
         ttl_seconds: Annotated[int | None, Field(ge=1, description="Expire this many seconds from now; omit to keep the current expiry. Not with permanent.")] = None,
         permanent: Annotated[bool, Field(description="true removes any expiry (the image stays until deleted). Not with ttl_seconds.")] = False,
+        alias: Annotated[str | None, Field(min_length=1, max_length=65, description="Give the image this @name (moved from any image that holds it); omit to keep.")] = None,
+        remove_alias: Annotated[bool, Field(description="true drops the image's alias. Not with alias.")] = False,
+        filename: Annotated[str | None, Field(min_length=1, max_length=255, description="Rename the image (a name another image holds gets a short suffix); omit to keep.")] = None,
     ) -> Annotated[CallToolResult, ImageRecord]:
-        """Change an image's visibility and/or expiry; only what you pass changes, and the url stays the same."""
-        changes = {}
-        if visibility is not None:
-            changes["visibility"] = visibility
-        if ttl_seconds is not None:
-            changes["ttl_seconds"] = ttl_seconds
+        """Use to share an image (visibility='public'), restrict it, change when it expires, or name it.
+
+        Only what you pass changes, and the url stays the same.
+        """
+        changes = {
+            key: value
+            for key, value in {"visibility": visibility, "ttl_seconds": ttl_seconds, "alias": alias, "filename": filename}.items()
+            if value is not None
+        }
         if permanent:
             changes["permanent"] = True
+        if remove_alias:
+            if alias is not None:
+                return _error(ClientError("invalid_request", "alias and remove_alias cannot be used together."))
+            changes["alias"] = None
         return call(GoodeyeClient.update_image, image_id, changes)
 
     @server.tool(annotations=ToolAnnotations(title="Delete an image", destructive_hint=True, idempotent_hint=True, open_world_hint=False))
     def delete_image(image_id: ImageId) -> Annotated[CallToolResult, Deleted]:
-        """Delete a hosted image for good: its url stops resolving at once and it cannot be recovered."""
+        """Use only when the user wants an image gone for good: its url stops resolving at once and it cannot be recovered."""
 
         def delete(client, image_id):
             client.delete_image(image_id)
@@ -175,9 +190,18 @@ def build_server(settings):
         n: Annotated[int, Field(ge=1, description="How many images, up to the generator's max_n.")] = 1,
         aspect_ratio: Annotated[AspectRatio, Field(description="Width:height of the images.")] = "1:1",
         seed: Annotated[int | None, Field(description="Same prompt, seed and aspect ratio give the same builtin image; omit for a fresh one.")] = None,
+        visibility: Annotated[Visibility | None, Field(description="Of the hosted images: public gives links anyone can open; default private (with a key).")] = None,
+        ttl_seconds: Annotated[int | None, Field(ge=1, description="The hosted images expire this many seconds from now; omit to keep them until deleted.")] = None,
     ) -> Annotated[CallToolResult, Generation]:
-        """Generate images from a prompt; every output is hosted at once (`hosted_images[i].url`; private with a key, public with a short TTL without one)."""
-        return call(GoodeyeClient.generate, generator, prompt, n=n, aspect_ratio=aspect_ratio, seed=seed)
+        """Use when the user wants a new picture from a description; every output is hosted at once.
+
+        The links are `hosted_images[i].url`: private unless visibility='public' (with a key), public
+        with a short TTL for anonymous callers.
+        """
+        return call(
+            GoodeyeClient.generate, generator, prompt, n=n, aspect_ratio=aspect_ratio, seed=seed, visibility=visibility,
+            ttl_seconds=ttl_seconds,
+        )
 
     return server
 

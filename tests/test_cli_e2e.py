@@ -124,7 +124,7 @@ def test_list_pages_cursor_all_and_filters(cli, png_file):
     human = cli("images", "list", "--limit", 2)
     assert human.exit_code == 0
     lines = [line.split("\t") for line in human.stdout.splitlines()]
-    assert [line[0] for line in lines] == newest_first[:2] and lines[0][2:] == ["public", "never"]
+    assert [line[0] for line in lines] == newest_first[:2] and lines[0][2:4] == ["public", "never"] and lines[0][4].startswith("hero")
     assert "--cursor" in human.stderr
 
     only_public = as_json(cli("images", "list", "--visibility", "public", "--json"))

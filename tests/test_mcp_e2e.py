@@ -81,7 +81,7 @@ def test_tools_have_descriptions_and_schemas(mcp_stack, owner, tmp_path):
             assert listed[name].input_schema["required"] == ["image_id"]
         assert listed["delete_image"].annotations.destructive_hint is True
         assert listed["list_images"].annotations.read_only_hint is True
-        assert set(listed["generate_image"].input_schema["properties"]) == {"prompt", "generator", "n", "aspect_ratio", "seed"}
+        assert set(listed["generate_image"].input_schema["properties"]) == {"prompt", "generator", "n", "aspect_ratio", "seed", "visibility", "ttl_seconds"}
 
     run_with_mcp(mcp_stack, owner.key, tmp_path, scenario)
 

@@ -1,6 +1,7 @@
 """The `goodeye` command: one root click group, a sub-group per concern."""
 
 import click
+from click.shell_completion import get_completion_class
 
 from goodeye.cli.admin import admin
 from goodeye.cli.generators import image_generators
@@ -22,3 +23,11 @@ main.add_command(images)
 main.add_command(image_generators)
 main.add_command(login)
 main.add_command(mcp)
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell):
+    """Print the shell completion script: eval "$(goodeye completion bash)" in ~/.bashrc."""
+    completer = get_completion_class(shell)(main, {}, "goodeye", "_GOODEYE_COMPLETE")
+    click.echo(completer.source())

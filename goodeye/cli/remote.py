@@ -10,7 +10,7 @@ import functools
 import click
 
 from goodeye.cli.common import fail
-from goodeye.client import ApiError, ClientConfigError, ConnectionFailed, GoodeyeClient, client_settings
+from goodeye.client import ApiError, ClientError, ConnectionFailed, GoodeyeClient, client_settings
 
 EXIT_API_ERROR = 1
 EXIT_AUTH = 3
@@ -33,7 +33,7 @@ def exit_code_for(error):
 def _reporting_errors(invoke, ctx):
     try:
         return invoke(ctx)
-    except (ApiError, ConnectionFailed, ClientConfigError) as exc:
+    except ClientError as exc:
         if exc.slug == "auth_required":
             click.echo("hint: run `goodeye login`, set GOODEYE_API_KEY or pass --api-key", err=True)
         fail(f"{exc.slug}: {exc.message}", exit_code_for(exc))

@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**63 - 1
-REQUEST_FIELDS = ("prompt", "n", "aspect_ratio", "seed", "auto_enhance", "template")
+REQUEST_FIELDS = ("prompt", "n", "aspect_ratio", "seed", "auto_enhance", "template", "visibility", "ttl_seconds")
+HOSTING_FIELDS = ("visibility", "ttl_seconds")
 SYSTEM_ORG = "goodeye-system"
 ANONYMOUS_PROJECT = "anonymous"
 ANONYMOUS_LIMIT_NAMESPACE = "anon-generate"
@@ -124,6 +125,15 @@ def parse_request(ctx, generator_id, body):
         template=body.get("template", "general"),
     )
     return {"generator_id": generator.id, **params}
+
+
+def hosting_from(body, *, anonymous):
+    """The visibility and ttl_seconds a request asks for its hosted images; anonymous callers cannot choose."""
+    if anonymous:
+        if any(field in body for field in HOSTING_FIELDS):
+            raise InvalidRequest("Anonymous generations are public with a short TTL; send an API key to choose visibility and ttl_seconds.")
+        return {}
+    return {"visibility": body.get("visibility", "private"), "ttl_seconds": body.get("ttl_seconds")}
 
 
 def take_anonymous_generation(ctx, ip):

@@ -21,7 +21,9 @@ def generate(generator_id):
     ctx = current_context()
     project_id = optional_project_id()
     ctx.generators.get(generator_id)  # an unknown generator is a 404 whatever the body
-    params = service.parse_request(ctx, generator_id, json_body())
+    body = json_body()
+    params = service.parse_request(ctx, generator_id, body)
+    hosting = service.hosting_from(body, anonymous=project_id is None)
     ip = client_ip(ctx.settings)
     if project_id is None:
         service.take_anonymous_generation(ctx, ip)
@@ -34,7 +36,7 @@ def generate(generator_id):
             client_ip=ip,
         )
     else:
-        result = service.generate_and_host(ctx, **params, project_id=project_id, visibility="private", client_ip=ip)
+        result = service.generate_and_host(ctx, **params, **hosting, project_id=project_id, client_ip=ip)
     response = jsonify(service.generation_response(ctx.settings, result))
     response.status_code = 201
     return response

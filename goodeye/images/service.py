@@ -173,9 +173,14 @@ def _insert_image(ctx, project_id, info, data, placement, source, generation_par
                 # Filenames are unique per project; a taken one gets a short suffix. A
                 # failed INSERT undoes only itself (MySQL and SQLite alike), so the
                 # transaction goes on without the round trips of a savepoint.
-                stem, dot, ext = filename.rpartition(".")
-                filename = f"{stem}-{base62(6)}.{ext}" if dot else f"{filename}-{base62(6)}"
+                filename = _with_suffix(filename)
         raise InvalidRequest("Could not find a free filename; choose another.")
+
+
+def _with_suffix(filename):
+    """The filename with a short random suffix before its extension."""
+    stem, dot, ext = filename.rpartition(".")
+    return f"{stem}-{base62(6)}.{ext}" if dot else f"{filename}-{base62(6)}"
 
 
 def _lock_aliases(project_id):
@@ -246,10 +251,10 @@ def list_images(project_id, *, source=None, visibility=None, limit=20, cursor=No
 
 
 def update_image(ctx, project_id, image_id, changes):
-    """Apply a PATCH body: visibility, ttl_seconds (int or null), permanent, alias."""
+    """Apply a PATCH body: visibility, ttl_seconds (int or null), permanent, alias, filename."""
     if not isinstance(changes, dict):
         raise InvalidRequest("The body must be a JSON object.")
-    unknown = set(changes) - {"visibility", "ttl_seconds", "permanent", "alias"}
+    unknown = set(changes) - {"visibility", "ttl_seconds", "permanent", "alias", "filename"}
     if unknown:
         raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
     permanent = "permanent" in changes
@@ -266,6 +271,10 @@ def update_image(ctx, project_id, image_id, changes):
         updates["expires_at"] = None if ttl is None else now + timedelta(seconds=parse_ttl(ttl))
     if permanent:
         updates["expires_at"] = None
+    if "filename" in changes:
+        if not isinstance(changes["filename"], str) or not changes["filename"].strip():
+            raise InvalidRequest("filename must be a non-empty string.")
+        updates["filename"] = changes["filename"]
     alias = parse_alias(changes["alias"]) if "alias" in changes else None
     image = _apply_update(project_id, image_id, updates, "alias" in changes, alias, now)
     sync_link(ctx, image)
@@ -282,12 +291,24 @@ def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
             if alias and alias != image.alias:
                 _release_alias(project_id, alias, now)
             updates = {**updates, "alias": alias}
+        if "filename" in updates:
+            updates = {**updates, "filename": clean_filename(updates["filename"], image.ext)}
         for field, value in updates.items():
             setattr(image, field, value)
         image.updated_at = now
         # Only the columns this request changes: a concurrent alias move must not be undone.
-        image.save(only=[getattr(Image, field) for field in (*updates, "updated_at")])
-        return image
+        columns = [getattr(Image, field) for field in (*updates, "updated_at")]
+        if "filename" not in updates:
+            image.save(only=columns)
+            return image
+        for _attempt in range(5):
+            try:
+                image.save(only=columns)
+                return image
+            except IntegrityError:
+                # The same rule as at upload: a name another image holds gets a short suffix.
+                image.filename = _with_suffix(updates["filename"])
+        raise InvalidRequest("Could not find a free filename; choose another.")
 
 
 def delete_image(ctx, project_id, image_id):
