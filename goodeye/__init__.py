@@ -4,6 +4,7 @@ from flask import Flask
 
 from goodeye import db, health, http
 from goodeye.config import load_settings
+from goodeye.console.views import bp as console_bp
 from goodeye.context import Context
 from goodeye.generation.views import bp as generation_bp
 from goodeye.images.views import bp as images_bp
@@ -35,4 +36,5 @@ def create_app(settings=None):
     app.register_blueprint(generation_bp)
     app.register_blueprint(live_bp)
     app.register_blueprint(projects_bp)
+    app.register_blueprint(console_bp)
     return app

@@ -15,6 +15,7 @@ import urllib.request
 
 import jinja2
 
+from goodeye import console
 from goodeye.config import load_settings
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,23 @@ def _s3_nginx(settings):
     }
 
 
+def _console_nginx(settings):
+    """What nginx needs to serve the console's static files, or None when Flask serves them."""
+    if settings.accel != "nginx":
+        return None
+    return {
+        "static_dir": console.STATIC_DIR,
+        "version": console.asset_version(),
+        "placeholder": console.VERSION_PLACEHOLDER,
+        "media_types": console.MEDIA_TYPES,
+        "text_media_types": console.TEXT_MEDIA_TYPES,
+        "headers": console.SECURITY_HEADERS,
+        "revalidate": console.REVALIDATE,
+        "immutable": console.IMMUTABLE,
+        "favicon_cache": console.FAVICON_CACHE,
+    }
+
+
 # nginx closes idle upstream connections well before gunicorn would (see the upstream block
 # in nginx/goodeye.conf.j2), so a request never meets a connection gunicorn is closing.
 UPSTREAM_KEEPALIVE_SECONDS = 30
@@ -79,6 +97,7 @@ def render_nginx_config(settings, access_log=False):
         link_dir=settings.link_dir,
         fast_path=settings.accel == "nginx" and settings.storage == "local",
         s3=_s3_nginx(settings),
+        console=_console_nginx(settings),
         # Room for multipart framing and base64 (4/3) around the largest image.
         client_max_body_size=settings.max_upload_bytes * 4 // 3 + 1024 * 1024,
         proxy_read_timeout=max(60, settings.openai_timeout_seconds + 30),
