@@ -44,3 +44,17 @@ ensure_nginx() {
         exit 1
     fi
 }
+
+ensure_chromium() {
+    # The console's browser tests drive Debian's Chromium through Playwright (no browser download).
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing chromium (apt-get)..." >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "chromium is not installed: the browser tests will be skipped (Debian: sudo apt-get install -y chromium)." >&2
+    fi
+}

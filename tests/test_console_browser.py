@@ -204,6 +204,10 @@ def test_the_image_panel_shares_changes_and_deletes(console_tab, owner):
     expect(card.get_by_role("button", name="Make private")).to_be_visible()
     assert requests.get(image["url"]).status_code == 200
     expect(card.locator("img")).to_have_attribute("src", re.compile(r"^/v1/i/"))
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.url)
+    card.get_by_role("button", name="Copy URL").click()
+    expect(page.get_by_role("status").filter(has_text="Copied the URL of lighthouse.png.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == image["url"]
 
     card.get_by_role("button", name="Open lighthouse.png").click()
     panel = page.get_by_role("dialog", name="lighthouse.png")
@@ -290,6 +294,7 @@ def test_generate_one_image_and_see_it_in_the_grid(console_tab, owner):
     expect(grid.get_by_role("listitem")).to_have_count(5)
     page.get_by_text("Generate an image").click()
     page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(img => img.complete && img.naturalWidth > 0)")
+    page.set_viewport_size({"width": 1280, "height": 540})
     screenshot(page, "grid.png")
 
 
@@ -373,3 +378,4 @@ def test_the_api_docs_render_every_operation(console_tab):
     expect(page.get_by_role("region", name="POST /v1/images", exact=True)).to_contain_text("unsupported_image_type")
     assert console_tab.console_errors == []
     assert {urlsplit(url).path for url in console_tab.requests} >= {"/docs", "/openapi.json"}
+    screenshot(page, "docs.png")
