@@ -12,8 +12,9 @@ import os
 
 import yaml
 
-STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-OPENAPI_YAML = os.path.join(os.path.dirname(STATIC_DIR), os.pardir, "openapi.yaml")
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATIC_DIR = os.path.join(PACKAGE_DIR, "console", "static")
+OPENAPI_YAML = os.path.join(PACKAGE_DIR, "openapi.yaml")
 
 # Pages name their assets under /console/{VERSION_PLACEHOLDER}/; whoever serves the
 # page puts the asset version there, so an asset's URL changes whenever any asset does.
@@ -68,6 +69,6 @@ def render_page(filename):
 @functools.lru_cache(maxsize=None)
 def openapi_json():
     """goodeye/openapi.yaml as JSON bytes, made once per process."""
-    with open(os.path.normpath(OPENAPI_YAML), encoding="utf-8") as handle:
+    with open(OPENAPI_YAML, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     return json.dumps(document, indent=1, ensure_ascii=False).encode()
