@@ -328,6 +328,7 @@ def test_live_scopes_show_their_counts_and_settings(console_tab, owner):
     scope.get_by_label("Generation limit").fill("8")
     scope.get_by_role("button", name="Save").click()
     expect(page.get_by_role("list", name="Live scopes").get_by_role("listitem", name="heroes")).to_contain_text("1 of 8 generations used")
+    screenshot(page, "scopes.png")
     saved = requests.get(f"{stack.url}/api/v1/live/scopes/heroes", headers=owner.headers).json()["data"]
     assert (saved["allowNewGenerations"], saved["newGenerationsLimit"]) == (False, 8)
 

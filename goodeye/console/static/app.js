@@ -80,7 +80,14 @@ async function signIn(event) {
 
 function signOut() {
   forgetKey();
+  // Nothing of this project stays on the page for whoever signs in next.
   clearGrid();
+  byId("upload-list").replaceChildren();
+  byId("uploads").hidden = true;
+  byId("scope-list").replaceChildren();
+  byId("project-name").textContent = "";
+  byId("generate-status").textContent = "";
+  byId("generate-prompt").value = "";
   showSignIn();
 }
 

@@ -81,8 +81,10 @@ export async function showScopes(onError) {
     project = (await api("GET", "/api/v1/project")).data;
     byId("allow-new-scopes").checked = project.allowNewLiveScopes;
     const origin = window.location.origin;
-    byId("scopes-example").textContent =
-      `A live URL: ${origin}/cdn/${project.org}/${project.slug}/live/SCOPE?prompt=a+red+fox&aspectRatio=16:9`;
+    byId("scopes-example").replaceChildren(
+      "A live URL, for an <img>: ",
+      h("code", {}, `${origin}/cdn/${project.org}/${project.slug}/live/SCOPE?prompt=a+red+fox&aspectRatio=16:9`),
+    );
   } catch (error) {
     return onError(error, byId("scopes-error"));
   }
