@@ -66,6 +66,22 @@ def test_anything_else_under_console_is_a_json_404(stack, path):
     assert response.json()["error"]["code"] in ("not_found", "image_not_found")
 
 
+@pytest.mark.parametrize("path", [
+    "/console/{version}/../__init__.py",
+    "/console/{version}/..%2f__init__.py",
+    "/console/{version}/%2e%2e/views.py",
+    "/console/{version}/..%2f..%2fopenapi.yaml",
+    "/console/{version}/%2e%2e%2f%2e%2e%2f%2e%2e%2fsetup.cfg",
+])
+def test_no_path_climbs_out_of_the_static_dir(stack, path):
+    session = requests.Session()
+    request = requests.Request("GET", stack.url + "/").prepare()
+    request.url = stack.url + path.format(version=console.asset_version())  # after preparing: dots kept
+    response = session.send(request)
+    assert response.status_code in (400, 404)
+    assert response.json()["error"]["code"] in ("invalid_request", "not_found", "image_not_found")
+
+
 def test_openapi_json_is_the_yaml_document(stack):
     response = requests.get(f"{stack.url}/openapi.json")
     assert response.status_code == 200
