@@ -4,8 +4,8 @@ import logging
 import time
 from datetime import timedelta
 
-from goodeye.db import database
-from goodeye.images.blobs import reclaim_if_unreferenced, release_blob
+from goodeye.images.blobs import reclaim_if_unreferenced
+from goodeye.images.service import remove_images
 from goodeye.models import Blob, Image, utcnow
 
 log = logging.getLogger(__name__)
@@ -15,17 +15,12 @@ def sweep(ctx, now=None):
     """One pass; returns counts of what was purged and reclaimed."""
     now = now or utcnow()
     settings = ctx.settings
-    purged = 0
     cutoff = now - timedelta(seconds=settings.expired_grace_seconds)
-    expired = Image.select(Image.pk, Image.token, Image.sha256).where(Image.expires_at < cutoff).limit(1000)
-    for pk, token, sha256 in list(expired.tuples()):
-        with database.atomic():
-            deleted = Image.delete().where((Image.pk == pk) & (Image.expires_at < cutoff)).execute()
-        if deleted:
-            if ctx.links is not None:
-                ctx.links.remove(token)
-            release_blob(ctx.storage, sha256)
-            purged += 1
+    expired = list(Image.select(Image.pk, Image.token, Image.sha256).where(Image.expires_at < cutoff).limit(1000))
+    purged = 0
+    for start in range(0, len(expired), 100):
+        # An image deleted or given a new TTL since the select is not purged (nor released) again.
+        purged += remove_images(ctx, expired[start : start + 100], Image.expires_at < cutoff)
 
     # Blobs whose bytes are stored but whose row was never committed (a crash
     # between the write and the commit), once they are older than the grace.

@@ -2,8 +2,10 @@
 
 Every image holds one reference to the blob of its bytes. A reference is taken
 in the same transaction that inserts the image, with the blob row locked while
-the bytes are written; the last reference's release deletes the row and then,
-under a lock on that key, the bytes. So a concurrent upload of the same bytes
+the bytes are written; a reference is released in the transaction that deletes
+its image row, and only when that DELETE removed the row (goodeye/images/service.py
+owns both). The last reference's release deletes the row and then, after the
+commit and under a lock on that key, the bytes. So a concurrent upload of the same bytes
 either sees the row and keeps the file, or waits and writes it again.
 """
 
@@ -26,13 +28,19 @@ def acquire_blob(storage, info, data):
     storage.put(info.sha256, data, info.content_type)
 
 
-def release_blob(storage, sha256):
-    """Drop one reference; delete the blob when none is left."""
-    with database.atomic():
-        Blob.update(refs=Blob.refs - 1).where(Blob.sha256 == sha256).execute()
-        gone = Blob.delete().where((Blob.sha256 == sha256) & (Blob.refs <= 0)).execute()
-    if gone:
-        reclaim_if_unreferenced(storage, sha256)
+def release_blobs(counts):
+    """Drop references (sha256 -> how many) in the caller's transaction; the blobs left with none.
+
+    A blob left without references loses its row in the same transaction; its bytes
+    go after the commit (reclaim_if_unreferenced), when no upload has revived it.
+    """
+    unreferenced = []
+    # One order for every transaction, so two releases of several blobs never deadlock.
+    for sha256, count in sorted(counts.items()):
+        Blob.update(refs=Blob.refs - count).where(Blob.sha256 == sha256).execute()
+        if Blob.delete().where((Blob.sha256 == sha256) & (Blob.refs <= 0)).execute():
+            unreferenced.append(sha256)
+    return unreferenced
 
 
 def reclaim_if_unreferenced(storage, sha256):

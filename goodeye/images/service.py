@@ -5,7 +5,8 @@ import binascii
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from peewee import IntegrityError
@@ -13,7 +14,7 @@ from peewee import IntegrityError
 from goodeye.db import database, for_update, retry_on_deadlock
 from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest
 from goodeye.ids import base62, new_id
-from goodeye.images.blobs import acquire_blob, release_blob
+from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, release_blobs
 from goodeye.images.metadata import strip_metadata
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, iso, utcnow
@@ -312,13 +313,78 @@ def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
 
 
 def delete_image(ctx, project_id, image_id):
-    """Delete the record at once and reclaim its blob if no other image shares it."""
+    """Delete an image of the project; ImageNotFound unless this call is the one that removed it."""
+    image = get_image(project_id, image_id)
+    if not remove_images(ctx, [image], Image.project == project_id):
+        raise ImageNotFound()
+
+
+@dataclass
+class Removal:
+    """What a transaction took away: the links to drop and the blobs it left without a reference."""
+
+    tokens: list = field(default_factory=list)
+    unreferenced: list = field(default_factory=list)
+
+    def finish(self, ctx):
+        """After the commit: drop the links, then the bytes no image references any more."""
+        if ctx.links is not None:
+            for token in self.tokens:
+                ctx.links.remove(token)
+        for sha256 in self.unreferenced:
+            reclaim_if_unreferenced(ctx.storage, sha256)
+
+
+def remove_image_rows(images, condition=None):
+    """In the caller's transaction, delete the rows of `images` (pk, token, sha256) and release their blobs.
+
+    Each row's own DELETE decides: a row that another transaction removed first,
+    or that no longer meets `condition`, releases nothing here. Returns a Removal
+    to finish after the commit; `len(removal.tokens)` rows were removed.
+    """
+    removed = []
+    for image in images:
+        query = Image.delete().where(Image.pk == image.pk)
+        if condition is not None:
+            query = query.where(condition)
+        if query.execute():
+            removed.append(image)
+    unreferenced = release_blobs(Counter(image.sha256 for image in removed))
+    return Removal([image.token for image in removed], unreferenced)
+
+
+def remove_images(ctx, images, condition=None):
+    """Remove images: rows and references in one transaction, then links and unshared bytes; how many this call removed."""
+    removal = _remove_rows(images, condition)
+    removal.finish(ctx)
+    return len(removal.tokens)
+
+
+@retry_on_deadlock
+def _remove_rows(images, condition):
     with database.atomic():
-        image = get_image(project_id, image_id)
-        image.delete_instance()
-    if ctx.links is not None:
-        ctx.links.remove(image.token)
-    release_blob(ctx.storage, image.sha256)
+        return remove_image_rows(images, condition)
+
+
+def swap_image_bytes(image_pk, fresh, **fields):
+    """In the caller's transaction, give an image the bytes of `fresh` (a just-stored image, whose row goes).
+
+    The fresh row's blob reference passes to the image with the bytes; the image's
+    old reference is released. ImageNotFound when the image is gone. Returns the
+    Removal to finish after the commit (the fresh row's link, the old bytes).
+    """
+    old = for_update(Image.select(Image.pk, Image.sha256).where(Image.pk == image_pk)).first()
+    if old is None:
+        raise ImageNotFound()
+    Image.update(**bytes_fields(fresh), **fields, updated_at=utcnow()).where(Image.pk == image_pk).execute()
+    Image.delete().where(Image.pk == fresh.pk).execute()
+    return Removal([fresh.token], release_blobs(Counter([old.sha256])))
+
+
+def update_image_rows(pks, **fields):
+    """Set plain columns (live scope, times) of the images with these pks; bytes change only by swap_image_bytes."""
+    if pks:
+        Image.update(**fields).where(Image.pk.in_(list(pks))).execute()
 
 
 def image_url(settings, image):

@@ -12,11 +12,10 @@ import json
 
 from peewee import IntegrityError
 
-from goodeye.db import database, for_update
+from goodeye.db import database, for_update, retry_on_deadlock
 from goodeye.errors import Conflict, ImageNotFound, InvalidRequest, NotFound
 from goodeye.ids import new_id
-from goodeye.images.blobs import release_blob
-from goodeye.images.service import bytes_fields, delete_image, sync_link
+from goodeye.images.service import remove_image_rows, remove_images, swap_image_bytes, sync_link, update_image_rows
 from goodeye.live.service import check_scope_slug, generate_live_image
 from goodeye.models import Image, LiveCacheEntry, LiveScope, iso, utcnow
 from goodeye.parsing import whole_number
@@ -123,10 +122,16 @@ def update_scope(project_id, slug, body):
 
 def delete_scope(ctx, project_id, slug):
     """Delete a scope, its cache entries and its images except those holding an alias: (deleted, kept)."""
+    removal, kept = _delete_scope_rows(project_id, check_scope_slug(slug))
+    # Links and bytes go after the rows are gone for good; bytes another image shares stay.
+    removal.finish(ctx)
+    return len(removal.tokens), kept
+
+
+@retry_on_deadlock
+def _delete_scope_rows(project_id, slug):
     with database.atomic():
-        scope = for_update(
-            LiveScope.select().where((LiveScope.project == project_id) & (LiveScope.slug == check_scope_slug(slug)))
-        ).first()
+        scope = for_update(LiveScope.select().where((LiveScope.project == project_id) & (LiveScope.slug == slug))).first()
         if scope is None:
             raise NotFound(f"No scope {slug!r}.", code="SCOPE_NOT_FOUND")
         images = list(
@@ -134,20 +139,12 @@ def delete_scope(ctx, project_id, slug):
                 (Image.project == project_id) & (Image.live_scope_id == scope.id)
             )
         )
-        doomed = [image for image in images if not image.alias]
         kept = [image.pk for image in images if image.alias]
         LiveCacheEntry.delete().where(LiveCacheEntry.scope == scope.id).execute()
-        if doomed:
-            Image.delete().where(Image.pk.in_([image.pk for image in doomed])).execute()
-        if kept:
-            Image.update(live_scope_id=None, updated_at=utcnow()).where(Image.pk.in_(kept)).execute()
+        removal = remove_image_rows([image for image in images if not image.alias], Image.live_scope_id == scope.id)
+        update_image_rows(kept, live_scope_id=None, updated_at=utcnow())
         scope.delete_instance()
-    # Blobs go after the rows are gone for good; one shared with another image keeps its bytes.
-    for image in doomed:
-        if ctx.links is not None:
-            ctx.links.remove(image.token)
-        release_blob(ctx.storage, image.sha256)
-    return len(doomed), len(kept)
+        return removal, len(kept)
 
 
 def regenerate(ctx, project_id, slug, body):
@@ -182,34 +179,20 @@ def _regenerate_image(ctx, project_id, params, image_pk):
     generation, fresh = generate_live_image(ctx, params, project_id, None)
     try:
         with database.atomic():
-            old = for_update(Image.select(Image.pk, Image.sha256).where(Image.pk == image_pk)).first()
-            if old is None:
-                raise ImageNotFound()
-            Image.update(
-                **bytes_fields(fresh),
-                generation_params=fresh.generation_params,
-                updated_at=utcnow(),
-            ).where(Image.pk == image_pk).execute()
-            # The fresh row's blob reference passes to the old row with the bytes.
-            Image.delete().where(Image.pk == fresh.pk).execute()
+            removal = swap_image_bytes(image_pk, fresh, generation_params=fresh.generation_params)
             LiveCacheEntry.update(generation_id=generation.id).where(LiveCacheEntry.image == image_pk).execute()
     except ImageNotFound:
-        delete_image(ctx, project_id, fresh.id)
+        remove_images(ctx, [fresh])
         return False
     except BaseException:
-        delete_image(ctx, project_id, fresh.id)
+        remove_images(ctx, [fresh])
         raise
-    # nginx's fast path serves links: the old token's must point at the new bytes
+    # nginx's fast path serves links: the image's must point at the new bytes
     # before anyone is told the image changed, and the fresh row's is gone.
-    if ctx.links is not None:
-        ctx.links.remove(fresh.token)
     try:
-        # An image deleted between that commit and here released its new bytes; the
-        # reference to the old bytes, which passed to no row, is dropped all the same.
         regenerated = Image.get_or_none(Image.pk == image_pk)
         if regenerated is not None:
             sync_link(ctx, regenerated)
     finally:
-        release_blob(ctx.storage, old.sha256)
+        removal.finish(ctx)
     return True
-

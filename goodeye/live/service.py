@@ -42,7 +42,7 @@ from goodeye.generation.base import ASPECT_RATIOS
 from goodeye.generation.enhance import check_template, normalise
 from goodeye.generation.service import MAX_PROMPT_CHARS, generate_and_host
 from goodeye.ids import new_id
-from goodeye.images.service import ALIAS_PATTERN, delete_image, image_url, parse_flag
+from goodeye.images.service import ALIAS_PATTERN, image_url, parse_flag, remove_images, update_image_rows
 from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 
@@ -338,12 +338,12 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk):
             )
             if not linked:
                 raise ServiceUnavailable("The scope changed while the image was generated; retry.")
-            Image.update(live_scope_id=scope.id).where(Image.pk == image.pk).execute()
+            update_image_rows([image.pk], live_scope_id=scope.id)
             LiveScope.update(last_generated_at=utcnow()).where(LiveScope.id == scope.id).execute()
     except BaseException:
         give_back_budget(scope.id)
         if image is not None:
-            delete_image(ctx, project_id, image.id)
+            remove_images(ctx, [image])
         raise
     servable = ServableImage.from_image(image)
     return LiveOutcome(servable, "MISS", generation.id, state)
@@ -407,7 +407,7 @@ def prompt_image(ctx, project_id, prompt, ip):
     except BaseException:
         _release(PromptUrlCache, pk)
         if image is not None:
-            delete_image(ctx, project_id, image.id)
+            remove_images(ctx, [image])
         raise
     return PromptUrlCache.select(PromptUrlCache, Image).join(Image).where(PromptUrlCache.pk == pk).first(), "MISS"
 

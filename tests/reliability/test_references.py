@@ -1,0 +1,113 @@
+"""Shared blobs keep exactly one reference per image whatever races: concurrent deletes of one image,
+and a scope delete, the sweeper and an image delete reaching the same image at once. Another tenant
+who stored the same bytes never loses them."""
+
+import io
+import secrets
+import threading
+from datetime import timedelta
+
+import pytest
+from PIL import Image
+
+from goodeye.config import load_settings
+from goodeye.context import Context
+from goodeye.db import database, init_database
+from goodeye.models import utcnow
+from goodeye.sweeper import sweep
+from tests.reliability.conftest import start_reliability_stack
+from tests.reliability.helpers import ClientPool, DbProbe, sha256
+
+DELETE_ROUNDS = 50
+CONCURRENT_DELETES = 8
+THREE_WAY_ROUNDS = 8
+
+
+def _png():
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), tuple(secrets.token_bytes(3))).save(out, "PNG")
+    return out.getvalue()
+
+
+def _upload(session, stack, owner, data, **fields):
+    answer = session.post(f"{stack.url}/v1/images", headers=owner.headers, files={"file": ("x.png", data)}, data=fields)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def _bytes_of(session, stack, owner, record):
+    return session.get(f"{stack.url}/v1/i/{record['token']}.png", headers=owner.headers).content
+
+
+def test_concurrent_deletes_of_an_image_release_its_blob_once(rel_stack, rel_db):
+    attacker, victim = rel_stack.new_owner(), rel_stack.new_owner()
+    extra_deletes = lost = 0
+    with ClientPool(CONCURRENT_DELETES) as pool:
+        session = pool.session()
+        for _round in range(DELETE_ROUNDS):
+            data = _png()
+            kept = _upload(session, rel_stack, victim, data)
+            doomed = _upload(session, rel_stack, attacker, data)
+            start = threading.Barrier(CONCURRENT_DELETES)
+
+            def delete(session, _n, doomed=doomed, start=start):
+                start.wait()
+                return session.delete(f"{rel_stack.url}/v1/images/{doomed['id']}", headers=attacker.headers).status_code
+
+            statuses = pool.map(delete, range(CONCURRENT_DELETES))
+            assert set(statuses) <= {204, 404}
+            extra_deletes += statuses.count(204) - 1
+            lost += _bytes_of(session, rel_stack, victim, kept) != data
+    assert (extra_deletes, lost) == (0, 0), f"{extra_deletes} extra 204s, {lost}/{DELETE_ROUNDS} victim images lost"
+    for sha, refs in rel_db.blob_refs().items():
+        images = rel_db.scalar("SELECT COUNT(*) FROM image WHERE sha256 = ?", sha)
+        assert refs == images, (sha, refs, images)
+
+
+@pytest.fixture(scope="module")
+def live_stack(stack_root, mysql_databases, database_kind):
+    """A stack whose per-IP live limit leaves room for a live image per round."""
+    running = start_reliability_stack(stack_root, mysql_databases, database_kind, GOODEYE_LIVE_GENERATION_LIMIT="1000/hour")
+    yield running
+    running.stack.stop()
+
+
+def test_scope_delete_sweeper_and_image_delete_racing_release_the_blob_once(live_stack):
+    stack = live_stack
+    owner, victim = stack.new_owner(), stack.new_owner()
+    org, project = owner.project.split("/")
+    settings = load_settings(stack.env)
+    init_database(settings)
+    ctx = Context.from_settings(settings)
+    probe = DbProbe(stack.settings)
+    try:
+        with ClientPool(3) as pool:
+            session = pool.session()
+            for n in range(THREE_WAY_ROUNDS):
+                scope = f"race-{n}-{secrets.token_hex(3)}"
+                miss = session.get(f"{stack.url}/cdn/{org}/{project}/live/{scope}", params={"prompt": f"race {scope}"})
+                assert miss.status_code == 200, miss.text
+                image_id = miss.headers["X-Image-Id"]
+                kept = _upload(session, stack, victim, miss.content)
+                # A TTL the sweeper (told it is later) finds expired, while the image is still live for the delete.
+                assert session.patch(
+                    f"{stack.url}/v1/images/{image_id}", headers=owner.headers, json={"ttl_seconds": 3600}
+                ).status_code == 200
+                start = threading.Barrier(3)
+
+                def race(session, which, image_id=image_id, scope=scope, start=start):
+                    start.wait()
+                    if which == "delete":
+                        return session.delete(f"{stack.url}/v1/images/{image_id}", headers=owner.headers).status_code
+                    if which == "scope":
+                        return session.delete(f"{stack.url}/api/v1/live/scopes/{scope}", headers=owner.headers).status_code
+                    with database.connection_context():
+                        return sweep(ctx, now=utcnow() + timedelta(hours=3))["expired_purged"]
+
+                delete_status, scope_status, purged = pool.map(race, ["delete", "scope", "sweep"])
+                assert scope_status == 200 and delete_status in (204, 404)
+                assert _bytes_of(session, stack, victim, kept) == miss.content, f"round {n}: the victim lost its image"
+                assert probe.blob_refs().get(sha256(miss.content)) == 1, f"round {n}: refs {probe.blob_refs()}"
+                assert probe.scalar("SELECT COUNT(*) FROM image WHERE id = ?", image_id) == 0
+    finally:
+        probe.close()
