@@ -266,6 +266,23 @@ def test_the_ip_limit_counts_misses_only_per_source_address(live_stack, live_own
     assert len(generated_images(live_stack, live_owner)) == LIVE_LIMIT + 2
 
 
+@pytest.fixture(scope="module")
+def default_limit_stack(stack_root, mysql_databases, database_kind):
+    """The default per-IP live limit (10 an hour)."""
+    running = start_live_stack(stack_root, mysql_databases, database_kind)
+    yield running
+    running.stack.stop()
+
+
+def test_refused_requests_create_no_scope(default_limit_stack):
+    stack, owner = default_limit_stack, default_limit_stack.new_owner()
+    with client() as address, ThreadPoolExecutor(14) as pool:
+        statuses = list(pool.map(lambda n: live_get(stack, owner.project, f"new-{n}", unique("p"), session=address).status_code, range(14)))
+    assert sorted(statuses) == [200] * 10 + [429] * 4
+    scopes = api(stack, owner, "GET", "/live/scopes?limit=100").json()["pagination"]["total"]
+    assert scopes == 10
+
+
 # --- concurrency ---------------------------------------------------------------------
 
 

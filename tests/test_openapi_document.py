@@ -36,7 +36,8 @@ RECORD = {
 PNG_HEADERS = {
     "Content-Type": "image/png",
     "Cache-Control": "public, max-age=600",
-    "ETag": '"65a1-1a3"',
+    "ETag": '"' + "ab" * 32 + '"',
+    "Last-Modified": "Fri, 28 Nov 2025 10:00:00 GMT",
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -331,7 +332,7 @@ def test_image_bytes(checker):
     private = dict(PNG_HEADERS, **{"Cache-Control": "private, no-store"})
     checker.check("GET", path, fake("GET", path, 200, b"\x89PNG...", private))
     checker.check("HEAD", path, fake("HEAD", path, 200, b"", PNG_HEADERS))
-    checker.check("GET", path, fake("GET", path, 304, b"", {"ETag": PNG_HEADERS["ETag"]}))
+    checker.check("GET", path, fake("GET", path, 304, b"", {k: PNG_HEADERS[k] for k in ("ETag", "Last-Modified")}))
     checker.check("HEAD", path, fake("HEAD", path, 404, b"", {"Content-Type": "application/json"}))
 
 
@@ -339,6 +340,8 @@ def test_image_bytes(checker):
     ({"Content-Type": "text/html"}, "Content-Type 'text/html' is not documented"),
     ({"Content-Type": "image/svg+xml"}, "Content-Type 'image/svg+xml' is not documented"),
     ({"ETag": None}, "header ETag is required but missing"),
+    ({"ETag": '"65a1-1a3"'}, "header ETag='\"65a1-1a3\"'"),
+    ({"Last-Modified": None}, "header Last-Modified is required but missing"),
     ({"X-Content-Type-Options": None}, "header X-Content-Type-Options is required but missing"),
     ({"Cache-Control": "max-age=600"}, "header Cache-Control='max-age=600'"),
 ])
@@ -358,7 +361,8 @@ def test_image_bytes_must_not_be_empty(checker):
 def test_cdn_live_headers(checker):
     path = "/cdn/acme/website/live/hero?prompt=a+cat"
     hit = {"Content-Type": "image/jpeg", "Cache-Control": "public, max-age=31536000", "X-Content-Type-Options": "nosniff",
-           "X-Cache-Status": "HIT", "X-Scope": "hero", "X-Image-Id": RECORD["id"]}
+           "X-Cache-Status": "HIT", "X-Scope": "hero", "X-Image-Id": RECORD["id"],
+           "ETag": PNG_HEADERS["ETag"], "Last-Modified": PNG_HEADERS["Last-Modified"]}
     checker.check("GET", path, fake("GET", path, 200, b"\xff\xd8\xff", hit))
     miss = dict(hit, **{"X-Cache-Status": "MISS", "X-Generation-Id": "gen_1", "X-RateLimit-Limit": "10",
                         "X-RateLimit-Remaining": "9", "X-RateLimit-Reset": "3600"})

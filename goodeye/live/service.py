@@ -15,6 +15,11 @@ Decisions where the contract is silent:
 - The per-IP limit is tested before the budget is taken and hit after it, so a
   request refused by the budget costs the client nothing; a failed generation
   gives the budget slot back but not the per-IP hit (generating cost us).
+- A scope a live URL names that does not exist yet is created only once the
+  request's per-IP hit is taken (before the claim, which needs the scope), so a
+  refused request leaves no scope; a request that then loses the claim to a
+  concurrent one for the same new scope and prompt is served as a HIT and keeps
+  that hit.
 - The prompt is whitespace-normalised before it enters the cache key, as the
   generator sees it.
 """
@@ -193,20 +198,17 @@ def find_cached(cache_key):
 # --- scopes ------------------------------------------------------------------
 
 
-def ensure_scope(project_id, allow_new_live_scopes, slug):
-    """The project's scope with this slug, created with default settings if the project allows it."""
-    scope = LiveScope.get_or_none((LiveScope.project == project_id) & (LiveScope.slug == slug))
-    if scope is not None:
-        return scope
-    if not allow_new_live_scopes:
-        raise Forbidden(
-            f"Scope {slug!r} does not exist and this project does not create scopes on request.", code="SCOPE_CREATION_DISABLED"
-        )
+def find_scope(project_id, slug):
+    """The project's scope with this slug, None when there is none."""
+    return LiveScope.get_or_none((LiveScope.project == project_id) & (LiveScope.slug == slug))
+
+
+def create_scope_on_request(project_id, slug):
+    """Create the scope a live URL names, with default settings (or the one a concurrent request created)."""
     try:
         with database.atomic():
             return LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
     except IntegrityError:
-        # Another request created it first.
         return LiveScope.get((LiveScope.project == project_id) & (LiveScope.slug == slug))
 
 
@@ -286,9 +288,30 @@ def _rate_limited(code, message, state):
     return RateLimited(message, code=code, headers=headers)
 
 
+def _hit_ip_limit(ctx, ip):
+    """Take one of the client's live generations; RateLimited when none is left."""
+    limit = ctx.settings.live_generation_limit
+    state = ctx.limiter.hit(limit, LIVE_LIMIT_NAMESPACE, ip)
+    if not state.allowed:
+        raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
+    return state
+
+
 def serve_live(ctx, project_id, allow_new_live_scopes, slug, live, ip):
     """Answer a live URL whose key was not cached: wait for a generation in flight, or generate."""
-    scope = ensure_scope(project_id, allow_new_live_scopes, slug)
+    scope = find_scope(project_id, slug)
+    ip_state = None
+    if scope is None:
+        if not allow_new_live_scopes:
+            raise Forbidden(
+                f"Scope {slug!r} does not exist and this project does not create scopes on request.",
+                code="SCOPE_CREATION_DISABLED",
+            )
+        # A scope comes into being only for a request that will generate: the
+        # client's limit is taken first (a new scope's budget is whole), so a
+        # refused request leaves no scope behind.
+        ip_state = _hit_ip_limit(ctx, ip)
+        scope = create_scope_on_request(project_id, slug)
     if not scope.allow_new_generations:
         raise Forbidden(f"Scope {slug!r} does not allow new generations.", code="GENERATION_DISABLED")
     cache_key = live.cache_key(project_id, slug)
@@ -307,17 +330,20 @@ def serve_live(ctx, project_id, allow_new_live_scopes, slug, live, ip):
         _drop_stale_claim(ctx.settings, LiveCacheEntry, LiveCacheEntry.cache_key == cache_key)
         time.sleep(POLL_SECONDS)
     try:
-        return _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk)
+        return _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state)
     except BaseException:
         _release(LiveCacheEntry, entry_pk)
         raise
 
 
-def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk):
-    limit = ctx.settings.live_generation_limit
-    state = ctx.limiter.peek(limit, LIVE_LIMIT_NAMESPACE, ip)
-    if not state.allowed:
-        raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
+def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
+    """Generate the claimed key's image; `ip_state` is the client's limit when serve_live took it already."""
+    state = ip_state
+    if state is None:
+        limit = ctx.settings.live_generation_limit
+        state = ctx.limiter.peek(limit, LIVE_LIMIT_NAMESPACE, ip)
+        if not state.allowed:
+            raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
     if not take_budget(scope.id):
         raise _rate_limited(
             "SCOPE_GENERATION_LIMIT_EXCEEDED",
@@ -326,9 +352,8 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk):
         )
     image = None
     try:
-        state = ctx.limiter.hit(limit, LIVE_LIMIT_NAMESPACE, ip)
-        if not state.allowed:
-            raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
+        if ip_state is None:
+            state = _hit_ip_limit(ctx, ip)
         generation, image = generate_live_image(ctx, live.params(), project_id, ip)
         with database.atomic():
             linked = (

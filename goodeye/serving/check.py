@@ -18,7 +18,10 @@ from goodeye.models import ApiKey, Image, utcnow
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 
-SERVABLE_COLUMNS = (Image.id, Image.token, Image.project, Image.sha256, Image.content_type, Image.size_bytes, Image.visibility, Image.expires_at)
+SERVABLE_COLUMNS = (
+    Image.id, Image.token, Image.project, Image.sha256, Image.content_type, Image.size_bytes, Image.visibility,
+    Image.expires_at, Image.updated_at,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +36,18 @@ class ServableImage:
     size_bytes: int
     visibility: str
     expires_at: datetime | None
+    updated_at: datetime
 
     @classmethod
     def from_row(cls, row):
         """Build from the columns of SERVABLE_COLUMNS, in order."""
-        image = cls(*row)
-        if isinstance(image.expires_at, str):
-            # SQLite hands back the stored text when it is read outside the ORM.
-            image = cls(*row[:-1], datetime.fromisoformat(image.expires_at))
-        return image
+        # SQLite hands back the stored text of a datetime when it is read outside the ORM.
+        return cls(
+            *(
+                datetime.fromisoformat(value) if isinstance(value, str) and column.name in ("expires_at", "updated_at") else value
+                for column, value in zip(fields(cls), row)
+            )
+        )
 
     @classmethod
     def from_image(cls, image):

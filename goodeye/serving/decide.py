@@ -20,6 +20,7 @@ from datetime import timedelta
 from flask import Response
 
 from goodeye.models import utcnow
+from goodeye.serving.respond import validators
 
 # How long nginx keeps a decision, and the most it can be off by.
 KEEP_SECONDS = 1
@@ -35,12 +36,15 @@ def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep
     now = utcnow()
     keep = keep and (image.expires_at is None or image.expires_at - now > timedelta(seconds=WORST_AGE_SECONDS + 1))
     later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
+    etag, last_modified = validators(image)
     headers = {
         "X-Goodeye-Link": ctx.links.relative_path(image.token, image.expires_at),
         "X-Goodeye-Type": image.content_type,
         # Computed as of the decision's oldest possible use, so max-age never outlives the TTL.
         "X-Goodeye-Cache-Control": cache_control_at(later),
         "X-Goodeye-Image": image.id,
+        "X-Goodeye-ETag": etag,
+        "X-Goodeye-Last-Modified": last_modified,
         "X-Goodeye-Cache-Status": cache_status or "",
         "X-Goodeye-Scope": scope or "",
         "X-Accel-Expires": str(KEEP_SECONDS if keep else 0),

@@ -1,9 +1,20 @@
 """Answer with an image's bytes: an X-Accel-Redirect for nginx, or a stream from Flask."""
 
 from flask import Response, request
+from werkzeug.http import http_date, is_resource_modified, quote_etag
 from werkzeug.wsgi import wrap_file
 
 from goodeye.errors import ImageNotFound
+
+
+def validators(image):
+    """(ETag, Last-Modified) of an image, the same on every path that serves it.
+
+    The ETag is its bytes' SHA-256, so equal bytes share it whoever stored them;
+    Last-Modified is the image's own time, never its shared blob's, so no one
+    learns when another tenant stored the same bytes.
+    """
+    return quote_etag(image.sha256), http_date(image.updated_at)
 
 
 def _meta_segment(image_id, cache_status, scope, cache_control):
@@ -20,10 +31,13 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
     nginx streams them (X-Accel-Redirect) unless GOODEYE_ACCEL=off or `stream`
     asks Flask to: headers that nginx would drop must reach the client.
     """
+    etag, last_modified = validators(image)
     headers = {
         "Cache-Control": cache_control,
         "X-Content-Type-Options": "nosniff",
         "X-Image-Id": image.id,
+        "ETag": etag,
+        "Last-Modified": last_modified,
     }
     if cache_status:
         headers["X-Cache-Status"] = cache_status
@@ -31,8 +45,14 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
         headers["X-Scope"] = scope
     headers.update(extra_headers or {})
     if ctx.settings.accel == "nginx" and not stream:
+        # The app answers conditional requests itself: nginx compares If-None-Match
+        # only with an ETag of its own making (from the blob file), never with ours.
+        if not is_resource_modified(request.environ, etag=etag, last_modified=image.updated_at):
+            return Response(status=304, headers=headers)
         target = ctx.storage.accel_target(image.sha256)
         meta = _meta_segment(image.id, cache_status, scope, headers.pop("Cache-Control"))
+        # ETag and Last-Modified do not pass an internal redirect either; the internal
+        # location adds them back from $upstream_http_etag and $upstream_http_last_modified.
         headers["X-Accel-Redirect"] = f"/_goodeye/{meta}/{target}"
         return Response(b"", status=200, headers=headers, content_type=image.content_type)
     try:
@@ -41,6 +61,5 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
         raise ImageNotFound() from None
     response = Response(wrap_file(request.environ, stream), mimetype=image.content_type, direct_passthrough=True)
     response.content_length = image.size_bytes
-    response.set_etag(image.sha256)
     response.headers.update(headers)
     return response.make_conditional(request.environ, accept_ranges=True, complete_length=image.size_bytes)
