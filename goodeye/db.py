@@ -31,7 +31,8 @@ def make_database(url, pool_size=8):
         if not path:
             raise DatabaseUrlError("the SQLite URL names no file")
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+        _owner_only(path)
         # IMMEDIATE: a write transaction takes the write lock up front, so two
         # processes never deadlock upgrading a read lock; WAL lets readers go on.
         return SqliteDatabase(
@@ -56,6 +57,18 @@ def make_database(url, pool_size=8):
             connect_timeout=5,
         )
     raise DatabaseUrlError(f"unsupported database URL scheme {parsed.scheme!r} (use sqlite:/// or mysql://)")
+
+
+def _owner_only(path):
+    """Create the SQLite file readable by its owner alone (it holds the token secret and key hashes)."""
+    # SQLite gives the -wal and -shm files it creates the mode of the database file;
+    # ones an older version left world-readable are narrowed too.
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            os.chmod(name, 0o600)
+        except (FileNotFoundError, PermissionError):  # absent, or another user's file to keep as it is
+            pass
 
 
 def init_database(settings):

@@ -22,6 +22,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NGINX_TEMPLATE = os.path.join(REPO_ROOT, "nginx", "goodeye.conf.j2")
 
 
+# Who may read what the stack keeps: the app's user, and its group (give nginx's user that
+# group when it runs as another user); never the world. The data dir holds the SQLite file
+# (the token secret, key hashes) and the bytes of private images.
+DATA_DIR_MODE = 0o750
+PROCESS_UMASK = 0o027
+SOCKET_UMASK = "0o117"
+
+
 class StackError(RuntimeError):
     """A part of the stack could not start."""
 
@@ -124,13 +132,15 @@ class Stack:
     def _spawn(self, name, argv, env=None):
         out = open(os.path.join(self.settings.run_dir, f"{name}.log"), "ab") if self.log_to is None else self.log_to
         self.processes[name] = subprocess.Popen(
-            argv, env=env or self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env or self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            umask=PROCESS_UMASK,
         )
 
     def start(self, timeout=30):
         """Start every part and wait until /readyz answers through nginx."""
-        os.makedirs(self.settings.run_dir, exist_ok=True)
-        os.makedirs(self.settings.blob_dir, exist_ok=True)
+        for directory in (self.settings.data_dir, self.settings.run_dir, self.settings.blob_dir):
+            os.makedirs(directory, exist_ok=True)
+            os.chmod(directory, DATA_DIR_MODE)
         nginx = find_nginx()
         conf = os.path.join(self.settings.run_dir, "nginx.conf")
         with open(conf, "w") as handle:
@@ -143,6 +153,9 @@ class Stack:
             [
                 sys.executable, "-m", "gunicorn",
                 "--bind", f"unix:{socket_path}",
+                # The socket 0660: a local user who could reach it would bypass nginx
+                # (and the X-Real-IP it sets); nginx's workers run as the app's user or root.
+                "--umask", SOCKET_UMASK,
                 "--workers", str(self.settings.workers),
                 "--threads", str(self.settings.threads),
                 "--graceful-timeout", "5",

@@ -12,8 +12,10 @@ from goodeye.config import load_settings
 from goodeye.context import Context
 from goodeye.db import database, init_database
 from goodeye.identity import service as identity
+from goodeye.images.blobs import check_blobs
 from goodeye.models import iso
 from goodeye.projects import service as projects
+from goodeye.storage import create_storage
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,36 @@ def key_revoke(key_id, as_json):
     """Revoke a key by its id; requests with it get 401 from now on."""
     row = identity.revoke_key(key_id)
     emit(as_json, identity.key_record(row), f"revoked {row.id}")
+
+
+@admin.group(cls=GoodeyeGroup)
+def blobs():
+    """Blob reference counts and stored bytes."""
+
+
+@blobs.command("check")
+@click.option("--repair", is_flag=True, help="Fix counts and missing rows; delete rows and bytes no image references.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def blobs_check(settings, repair, as_json):
+    """Recount every blob's references from the images; exit 1 when something disagrees (or, with --repair, still does)."""
+    report = check_blobs(create_storage(settings), repair=repair)
+    lines = [
+        f"{report.blob_rows} blob rows, {report.images} images",
+        *(f"wrong refs: {item['sha256']} counts {item['refs']}, {item['images']} images hold it" for item in report.wrong_refs),
+        *(f"unreferenced row: {sha256}" for sha256 in report.unreferenced_rows),
+        *(f"missing row: {item['sha256']} ({item['images']} images)" for item in report.missing_rows),
+        *(f"orphan file: {sha256}" for sha256 in report.orphan_files),
+        *(f"missing file: {item['sha256']} ({item['images']} images)" for item in report.missing_files),
+    ]
+    if repair:
+        lines.append("repaired" + ("; missing files cannot be restored" if report.missing_files else ""))
+    else:
+        lines.append("drift found; --repair fixes it" if report.drift() else "no drift")
+    emit(as_json, report.record(), "\n".join(lines))
+    # What --repair cannot fix (bytes that are gone) still fails the command.
+    if report.missing_files if repair else report.drift():
+        raise SystemExit(1)
 
 
 @admin.command("sweep")

@@ -9,8 +9,12 @@ commit and under a lock on that key, the bytes. So a concurrent upload of the sa
 either sees the row and keeps the file, or waits and writes it again.
 """
 
-from goodeye.db import database, for_update, is_sqlite
-from goodeye.models import Blob
+from dataclasses import asdict, dataclass, field
+
+from peewee import fn
+
+from goodeye.db import database, for_update, is_sqlite, retry_on_deadlock
+from goodeye.models import Blob, Image
 from goodeye.storage import StorageUnavailable
 
 
@@ -57,3 +61,73 @@ def reclaim_if_unreferenced(storage, sha256):
             return False
         return True
 
+
+
+@dataclass
+class BlobReport:
+    """How the blob rows, the images and the stored bytes disagree (what `goodeye admin blobs check` prints)."""
+
+    blob_rows: int = 0
+    images: int = 0
+    wrong_refs: list = field(default_factory=list)
+    unreferenced_rows: list = field(default_factory=list)
+    missing_rows: list = field(default_factory=list)
+    orphan_files: list = field(default_factory=list)
+    missing_files: list = field(default_factory=list)
+    repaired: bool = False
+
+    def drift(self):
+        """Whether anything disagrees."""
+        return any((self.wrong_refs, self.unreferenced_rows, self.missing_rows, self.orphan_files, self.missing_files))
+
+    def record(self):
+        """The JSON shape of the report."""
+        return {**asdict(self), "drift": self.drift()}
+
+
+def check_blobs(storage, repair=False):
+    """Recompute every blob's references from the image rows and compare them with the rows and the store.
+
+    With `repair`: counts are set to the images that hold each blob, a missing
+    row is made again, rows and bytes that no image references are deleted.
+    Bytes that are gone cannot be repaired; they stay in the report.
+    """
+    held = dict(Image.select(Image.sha256, fn.COUNT(Image.pk)).group_by(Image.sha256).tuples())
+    rows = dict(Blob.select(Blob.sha256, Blob.refs).tuples())
+    stored = {sha256 for sha256, _modified in storage.iter_blobs()}
+    report = BlobReport(blob_rows=len(rows), images=sum(held.values()))
+    for sha256, refs in sorted(rows.items()):
+        if sha256 not in held:
+            report.unreferenced_rows.append(sha256)
+        elif refs != held[sha256]:
+            report.wrong_refs.append({"sha256": sha256, "refs": refs, "images": held[sha256]})
+    report.missing_rows = [{"sha256": sha256, "images": count} for sha256, count in sorted(held.items()) if sha256 not in rows]
+    report.orphan_files = sorted(stored - set(rows) - set(held))
+    report.missing_files = [{"sha256": sha256, "images": count} for sha256, count in sorted(held.items()) if sha256 not in stored]
+    if repair:
+        for sha256 in [item["sha256"] for item in report.wrong_refs + report.missing_rows] + report.unreferenced_rows:
+            if _recount(sha256):
+                reclaim_if_unreferenced(storage, sha256)
+        for sha256 in report.orphan_files:
+            reclaim_if_unreferenced(storage, sha256)
+        report.repaired = True
+    return report
+
+
+@retry_on_deadlock
+def _recount(sha256):
+    """Set one blob's row to the images that hold it, under its lock; whether the row went (no image left)."""
+    with database.atomic():
+        # The lock comes first, so the count below sees every transaction that
+        # took or released a reference before us, and none can change it until we commit.
+        row = for_update(Blob.select().where(Blob.sha256 == sha256)).first()
+        images = Image.select(Image.sha256, Image.size_bytes, Image.content_type).where(Image.sha256 == sha256)
+        count = images.count()
+        if count == 0:
+            return Blob.delete().where(Blob.sha256 == sha256).execute() > 0
+        if row is None:
+            sample = images.first()
+            Blob.insert(sha256=sha256, size_bytes=sample.size_bytes, content_type=sample.content_type, refs=count).execute()
+        else:
+            Blob.update(refs=count).where(Blob.sha256 == sha256).execute()
+        return False

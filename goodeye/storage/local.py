@@ -5,6 +5,8 @@ import tempfile
 
 from goodeye.storage.interface import BlobStorage, StorageUnavailable
 
+BLOB_MODE = 0o640
+
 
 class LocalStorage(BlobStorage):
     """Content-addressed files; written to a temp file in the same directory, then renamed."""
@@ -29,9 +31,9 @@ class LocalStorage(BlobStorage):
                     out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
-                # nginx workers may run as another user; blobs are world-readable
-                # like any static file, access is decided by the check in front.
-                os.chmod(tmp, 0o644)
+                # Never world-readable (private images' bytes): nginx's workers run as
+                # the app's user or root, or get the app's group (README "Files").
+                os.chmod(tmp, BLOB_MODE)
                 os.replace(tmp, target)
             except BaseException:
                 if os.path.exists(tmp):

@@ -3,6 +3,7 @@ and a scope delete, the sweeper and an image delete reaching the same image at o
 who stored the same bytes never loses them."""
 
 import io
+import json
 import secrets
 import threading
 from datetime import timedelta
@@ -109,5 +110,52 @@ def test_scope_delete_sweeper_and_image_delete_racing_release_the_blob_once(live
                 assert _bytes_of(session, stack, victim, kept) == miss.content, f"round {n}: the victim lost its image"
                 assert probe.blob_refs().get(sha256(miss.content)) == 1, f"round {n}: refs {probe.blob_refs()}"
                 assert probe.scalar("SELECT COUNT(*) FROM image WHERE id = ?", image_id) == 0
+    finally:
+        probe.close()
+
+
+def _check(stack, *flags):
+    result = stack.admin("blobs", "check", "--json", *flags)
+    return result.exit_code, json.loads(result.output)
+
+
+def test_blobs_check_finds_planted_drift_and_repairs_it(live_stack):
+    stack, owner = live_stack, live_stack.new_owner()
+    probe = DbProbe(stack.settings)
+    try:
+        with ClientPool(1) as pool:
+            session = pool.session()
+            shared, lost, unlisted, unused, orphan = (_png() for _ in range(5))
+            _upload(session, stack, owner, shared)
+            _upload(session, stack, owner, shared)
+            _upload(session, stack, owner, lost)
+            _upload(session, stack, owner, unlisted)
+            _upload(session, stack, owner, unused)
+            assert _check(stack)[0] == 0
+        # Plant: a wrong count, bytes gone, a row gone, a row no image holds, bytes no row names.
+        probe.rows("UPDATE `blob` SET refs = 5 WHERE sha256 = ?", sha256(shared))
+        stack.storage.delete(sha256(lost))
+        probe.rows("DELETE FROM `blob` WHERE sha256 = ?", sha256(unlisted))
+        probe.rows("DELETE FROM image WHERE sha256 = ?", sha256(unused))
+        stack.storage.put(sha256(orphan), orphan, "image/png")
+
+        code, report = _check(stack)
+        assert code == 1 and report["drift"]
+        assert report["wrong_refs"] == [{"sha256": sha256(shared), "refs": 5, "images": 2}]
+        assert report["missing_files"] == [{"sha256": sha256(lost), "images": 1}]
+        assert report["missing_rows"] == [{"sha256": sha256(unlisted), "images": 1}]
+        assert report["unreferenced_rows"] == [sha256(unused)]
+        assert report["orphan_files"] == [sha256(orphan)]
+
+        code, repaired = _check(stack, "--repair")
+        assert (code, repaired["repaired"]) == (1, True)  # the lost bytes cannot come back
+        refs = probe.blob_refs()
+        assert (refs[sha256(shared)], refs[sha256(unlisted)]) == (2, 1)
+        assert sha256(unused) not in refs
+        assert not {sha256(unused), sha256(orphan)} & set(stack.blob_keys())
+
+        stack.storage.put(sha256(lost), lost, "image/png")
+        code, clean = _check(stack)
+        assert (code, clean["drift"]) == (0, False)
     finally:
         probe.close()

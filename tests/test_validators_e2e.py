@@ -1,0 +1,128 @@
+"""What one tenant can learn from, or lose to, another who stores the same bytes, in every serving mode:
+one ETag per bytes on every path with 304 for it, each image's own Last-Modified, a JSON 404 for an
+image whose blob is gone, and files and sockets no other local user can read."""
+
+import glob
+import hashlib
+import os
+import stat
+from datetime import datetime
+
+import pytest
+from werkzeug.http import http_date
+
+from tests import factories
+from tests.live_helpers import client, live_url, new_scope_slug, unique
+from tests.reliability.helpers import DbProbe
+
+LONG_AGO = datetime(2020, 1, 2, 3, 4, 5)
+
+
+@pytest.fixture()
+def probe(stack):
+    db = DbProbe(stack.settings)
+    yield db
+    db.close()
+
+
+def _upload(stack, owner, http, data, visibility):
+    answer = http.post(f"{stack.url}/v1/images", headers=owner.headers, files={"file": ("x.png", data)}, data={"visibility": visibility})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def _updated_at(probe, image_id):
+    value = probe.scalar("SELECT updated_at FROM image WHERE id = ?", image_id)
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def test_one_etag_per_bytes_and_each_images_own_last_modified_on_every_path(stack, owner, other_owner, http, probe):
+    data = factories.png((31, 17))
+    first = _upload(stack, owner, http, data, "public")
+    # The first tenant stored these bytes long ago (its row and, on local disk, the blob file).
+    probe.rows("UPDATE image SET updated_at = ? WHERE id = ?", LONG_AGO, first["id"])
+    if stack.settings.storage == "local":
+        os.utime(stack.storage.path(first["sha256"]), (LONG_AGO.timestamp(), LONG_AGO.timestamp()))
+    second = _upload(stack, other_owner, http, data, "public")
+    private = _upload(stack, other_owner, http, data, "private")
+    etag = f'"{first["sha256"]}"'
+    expected = {
+        first["id"]: http_date(LONG_AGO),
+        second["id"]: http_date(_updated_at(probe, second["id"])),
+        private["id"]: http_date(_updated_at(probe, private["id"])),
+    }
+    assert expected[second["id"]] != expected[first["id"]]
+    # Anonymous requests take nginx's fast path (nginx-local); with a key, the check's redirect.
+    for record, headers in ((first, {}), (second, {}), (second, other_owner.headers), (private, other_owner.headers)):
+        full = http.get(record["url"], headers=headers)
+        assert full.status_code == 200 and full.content == data
+        assert (full.headers["ETag"], full.headers["Last-Modified"]) == (etag, expected[record["id"]]), record["id"]
+        ranged = http.get(record["url"], headers={**headers, "Range": "bytes=0-3", "If-Range": etag})
+        assert ranged.status_code == 206 and ranged.headers["ETag"] == etag
+        for conditional in ({"If-None-Match": etag}, {"If-None-Match": f'"x", W/{etag}'}, {"If-Modified-Since": expected[record["id"]]}):
+            again = http.get(record["url"], headers={**headers, **conditional})
+            assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", etag), (record["id"], conditional)
+        changed = http.get(record["url"], headers={**headers, "If-None-Match": '"' + "0" * 64 + '"'})
+        assert changed.status_code == 200 and changed.content == data
+
+
+def test_a_live_url_has_one_etag_from_its_miss_to_its_hits(stack):
+    owner = stack.new_owner()
+    url = live_url(stack, owner.project, new_scope_slug(), unique("a red kite"))
+    with client() as session:
+        miss = session.get(url)
+        assert miss.status_code == 200 and miss.headers["X-Cache-Status"] == "MISS"
+        hit = session.get(url)
+        assert hit.headers["X-Cache-Status"] == "HIT"
+        assert (hit.headers["ETag"], hit.headers["Last-Modified"]) == (miss.headers["ETag"], miss.headers["Last-Modified"])
+        assert hit.headers["ETag"] == f'"{hashlib.sha256(miss.content).hexdigest()}"'
+        revalidated = session.get(url, headers={"If-None-Match": miss.headers["ETag"]})
+        assert revalidated.status_code == 304 and revalidated.headers["ETag"] == miss.headers["ETag"]
+
+
+def test_an_image_whose_blob_is_missing_is_a_json_404(stack, owner, http):
+    public = _upload(stack, owner, http, factories.png((23, 9)), "public")
+    private = _upload(stack, owner, http, factories.png((9, 23)), "private")
+    for record in (public, private):
+        stack.storage.delete(record["sha256"])
+        for link in glob.glob(os.path.join(stack.settings.link_dir, record["token"][:2], record["token"] + "*")):
+            os.unlink(link)
+    for record, headers in ((public, {}), (public, owner.headers), (private, owner.headers)):
+        missing = http.get(record["url"], headers=headers)
+        assert missing.status_code == 404, record
+        assert missing.headers["Content-Type"].startswith("application/json")
+        assert missing.json()["error"]["code"] == "image_not_found"
+    cdn = http.get(f"{stack.url}/cdn/{owner.project}/img/{public['filename']}")
+    assert cdn.status_code == 404 and cdn.json()["error"]["code"] == "IMAGE_NOT_FOUND"
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_no_other_local_user_can_reach_the_socket_or_read_the_data(plain_stack, http):
+    stack, owner = plain_stack, plain_stack.new_owner()
+    record = _upload(stack, owner, http, factories.png((13, 13)), "public")
+    assert http.get(record["url"]).status_code == 200
+    assert _mode(os.path.join(stack.settings.run_dir, "gunicorn.sock")) == 0o660
+    for directory, _subdirs, _files in os.walk(stack.settings.data_dir):
+        assert _mode(directory) & 0o007 == 0, directory
+    blob = stack.storage.path(record["sha256"])
+    links = glob.glob(os.path.join(stack.settings.link_dir, record["token"][:2], record["token"] + "*"))
+    assert links and os.stat(links[0]).st_ino == os.stat(blob).st_ino
+    for root in (stack.settings.blob_dir, stack.settings.link_dir):
+        for directory, _subdirs, files in os.walk(root):
+            for name in files:
+                assert _mode(os.path.join(directory, name)) & 0o007 == 0, name
+
+
+def test_the_sqlite_file_is_its_owners_alone(tmp_path):
+    from goodeye.db import make_database
+
+    path = tmp_path / "data" / "goodeye.sqlite3"
+    db = make_database(f"sqlite:///{path}")
+    db.connect()
+    db.execute_sql("CREATE TABLE t (x)")
+    db.close()
+    assert _mode(path) == 0o600
+    assert _mode(path.parent) & 0o007 == 0
