@@ -1,4 +1,4 @@
-"""The fast path's link index (goodeye/serving/links.py): one name per image, the expiry in it."""
+"""The fast path's link index (goodeye/serving/links.py): one name per image, its bytes' hash and expiry in it."""
 
 import os
 from datetime import datetime
@@ -20,18 +20,18 @@ def names(links):
     return sorted(os.listdir(os.path.join(links.root, TOKEN[:2])))
 
 
-def test_a_new_expiry_renames_the_link_and_leaves_no_old_name(tmp_path):
+def test_new_bytes_or_a_new_expiry_rename_the_link_and_leave_no_old_name(tmp_path):
     links = index(tmp_path)
     links.add(TOKEN, "one", None)
-    assert names(links) == [TOKEN] and links.relative_path(TOKEN, None) == f"Ab/{TOKEN}"
+    assert names(links) == [f"{TOKEN}~one"] and links.relative_path(TOKEN, "one", None) == f"Ab/{TOKEN}~one"
 
     expiry = datetime(2026, 11, 22, 12, 0, 0)
     links.add(TOKEN, "one", expiry)
-    assert names(links) == [f"{TOKEN}~1795348800"] == [links.relative_path(TOKEN, expiry).split("/")[1]]
+    assert names(links) == [f"{TOKEN}~one~1795348800"] == [links.relative_path(TOKEN, "one", expiry).split("/")[1]]
 
     links.add(TOKEN, "two", None)
-    assert names(links) == [TOKEN]
-    with open(os.path.join(links.root, links.relative_path(TOKEN, None)), "rb") as linked:
+    assert names(links) == [f"{TOKEN}~two"]
+    with open(os.path.join(links.root, links.relative_path(TOKEN, "two", None)), "rb") as linked:
         assert linked.read() == b"second bytes"
 
 

@@ -38,7 +38,7 @@ def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep
     later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
     etag, last_modified = validators(image)
     headers = {
-        "X-Goodeye-Link": ctx.links.relative_path(image.token, image.expires_at),
+        "X-Goodeye-Link": ctx.links.relative_path(image.token, image.sha256, image.expires_at),
         "X-Goodeye-Type": image.content_type,
         # Computed as of the decision's oldest possible use, so max-age never outlives the TTL.
         "X-Goodeye-Cache-Control": cache_control_at(later),

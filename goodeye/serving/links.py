@@ -6,7 +6,9 @@ its bytes removes or swaps its link at once, so a reused decision can only
 find the link gone and fall back to the full check: those changes take effect
 on the very next request. A link's name carries the image's expiry, so a new
 TTL renames it and a decision kept from before (with the old Cache-Control)
-falls back the same way. Only public images have a link. Links live beside
+falls back the same way; so does one kept from before a regeneration, whose
+ETag named the old bytes, since the name carries the bytes' hash too. Only
+public images have a link. Links live beside
 the blobs (same filesystem), so a link costs a directory entry, not a copy.
 """
 
@@ -16,20 +18,20 @@ import tempfile
 
 
 class LinkIndex:
-    """links/{token[:2]}/{token}[~{expiry, epoch seconds}] -> the blob's inode."""
+    """links/{token[:2]}/{token}~{sha256[:16]}[~{expiry, epoch seconds}] -> the blob's inode."""
 
     def __init__(self, root, blob_path):
         self.root = os.path.abspath(root)
         self.blob_path = blob_path
 
-    def relative_path(self, token, expires_at):
+    def relative_path(self, token, sha256, expires_at):
         """The link's path under the root, as nginx's alias appends it."""
-        return f"{token[:2]}/{_name(token, expires_at)}"
+        return f"{token[:2]}/{_name(token, sha256, expires_at)}"
 
     def add(self, token, sha256, expires_at):
         """Point the token's link at the blob, replacing any previous one atomically."""
         directory = os.path.join(self.root, token[:2])
-        name = _name(token, expires_at)
+        name = _name(token, sha256, expires_at)
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         os.close(fd)
@@ -65,5 +67,6 @@ class LinkIndex:
             yield from {name.split("~")[0] for name in files if not name.startswith(".")}
 
 
-def _name(token, expires_at):
-    return token if expires_at is None else f"{token}~{calendar.timegm(expires_at.utctimetuple())}"
+def _name(token, sha256, expires_at):
+    name = f"{token}~{sha256[:16]}"
+    return name if expires_at is None else f"{name}~{calendar.timegm(expires_at.utctimetuple())}"
