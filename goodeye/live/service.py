@@ -16,10 +16,9 @@ Decisions where the contract is silent:
   request refused by the budget costs the client nothing; a failed generation
   gives the budget slot back but not the per-IP hit (generating cost us).
 - A scope a live URL names that does not exist yet is created only once the
-  request's per-IP hit is taken (before the claim, which needs the scope), so a
-  refused request leaves no scope; a request that then loses the claim to a
-  concurrent one for the same new scope and prompt is served as a HIT and keeps
-  that hit.
+  request's per-IP hit is taken, in one transaction with the request's claim of
+  its key, so a refused request leaves no scope and concurrent requests for the
+  same new URL wait for the creator's image without being charged.
 - The prompt is whitespace-normalised before it enters the cache key, as the
   generator sees it.
 """
@@ -33,7 +32,7 @@ from datetime import timedelta
 
 from peewee import JOIN, IntegrityError
 
-from goodeye.db import database, fetch_one
+from goodeye.db import database, fetch_one, for_update
 from goodeye.errors import (
     Forbidden,
     GenerationFailed,
@@ -203,13 +202,27 @@ def find_scope(project_id, slug):
     return LiveScope.get_or_none((LiveScope.project == project_id) & (LiveScope.slug == slug))
 
 
-def create_scope_on_request(project_id, slug):
-    """Create the scope a live URL names, with default settings (or the one a concurrent request created)."""
-    try:
-        with database.atomic():
-            return LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
-    except IntegrityError:
-        return LiveScope.get((LiveScope.project == project_id) & (LiveScope.slug == slug))
+def create_scope_with_claim(ctx, project_id, slug, cache_key, params, ip):
+    """Create the scope a live URL names, once its client's limit is taken, with the URL's claim.
+
+    Returns (scope, claim pk or None, limit state or None); the state is None when a
+    concurrent request created the scope first (this one then goes the usual way).
+    """
+    with database.atomic():
+        # One creator at a time per project: a request that finds the scope made
+        # meanwhile is not charged, and the creator holds its key's claim from the
+        # start, so concurrent requests for the same new URL wait for its image.
+        list(for_update(Project.select(Project.id).where(Project.id == project_id)))
+        scope = find_scope(project_id, slug)
+        if scope is not None:
+            return scope, None, None
+        # Refused here, the transaction leaves nothing behind: no scope.
+        state = _hit_ip_limit(ctx, ip)
+        scope = LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
+        entry_pk = LiveCacheEntry.insert(
+            cache_key=cache_key, project=project_id, scope=scope.id, params=params, claimed_at=utcnow()
+        ).execute()
+        return scope, entry_pk, state
 
 
 def take_budget(scope_id):
@@ -299,41 +312,44 @@ def _hit_ip_limit(ctx, ip):
 
 def serve_live(ctx, project_id, allow_new_live_scopes, slug, live, ip):
     """Answer a live URL whose key was not cached: wait for a generation in flight, or generate."""
+    cache_key = live.cache_key(project_id, slug)
+    params = json.dumps(live.params())
     scope = find_scope(project_id, slug)
-    ip_state = None
+    entry_pk = ip_state = None
     if scope is None:
         if not allow_new_live_scopes:
             raise Forbidden(
                 f"Scope {slug!r} does not exist and this project does not create scopes on request.",
                 code="SCOPE_CREATION_DISABLED",
             )
-        # A scope comes into being only for a request that will generate: the
-        # client's limit is taken first (a new scope's budget is whole), so a
-        # refused request leaves no scope behind.
-        ip_state = _hit_ip_limit(ctx, ip)
-        scope = create_scope_on_request(project_id, slug)
-    if not scope.allow_new_generations:
-        raise Forbidden(f"Scope {slug!r} does not allow new generations.", code="GENERATION_DISABLED")
-    cache_key = live.cache_key(project_id, slug)
-    deadline = time.monotonic() + _wait_seconds(ctx.settings)
-    while True:
-        entry_pk = _claim(
-            LiveCacheEntry, cache_key=cache_key, project=project_id, scope=scope.id, params=json.dumps(live.params())
-        )
-        if entry_pk is not None:
-            break
-        image = find_cached(cache_key)
+        scope, entry_pk, ip_state = create_scope_with_claim(ctx, project_id, slug, cache_key, params, ip)
+    if entry_pk is None:
+        if not scope.allow_new_generations:
+            raise Forbidden(f"Scope {slug!r} does not allow new generations.", code="GENERATION_DISABLED")
+        entry_pk, image = _claim_or_wait(ctx, project_id, scope, cache_key, params)
         if image is not None:
             return LiveOutcome(image, "HIT")
-        if time.monotonic() > deadline:
-            raise ServiceUnavailable("The image for this URL is still being generated; retry shortly.", headers=RETRY_SOON)
-        _drop_stale_claim(ctx.settings, LiveCacheEntry, LiveCacheEntry.cache_key == cache_key)
-        time.sleep(POLL_SECONDS)
     try:
         return _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state)
     except BaseException:
         _release(LiveCacheEntry, entry_pk)
         raise
+
+
+def _claim_or_wait(ctx, project_id, scope, cache_key, params):
+    """(this request's claim of the key, None) or (None, the image another request generated for it meanwhile)."""
+    deadline = time.monotonic() + _wait_seconds(ctx.settings)
+    while True:
+        entry_pk = _claim(LiveCacheEntry, cache_key=cache_key, project=project_id, scope=scope.id, params=params)
+        if entry_pk is not None:
+            return entry_pk, None
+        image = find_cached(cache_key)
+        if image is not None:
+            return None, image
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("The image for this URL is still being generated; retry shortly.", headers=RETRY_SOON)
+        _drop_stale_claim(ctx.settings, LiveCacheEntry, LiveCacheEntry.cache_key == cache_key)
+        time.sleep(POLL_SECONDS)
 
 
 def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
