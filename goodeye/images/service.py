@@ -370,14 +370,14 @@ def swap_image_bytes(image_pk, fresh, **fields):
     """In the caller's transaction, give an image the bytes of `fresh` (a just-stored image, whose row goes).
 
     The fresh row's blob reference passes to the image with the bytes; the image's
-    old reference is released. ImageNotFound when the image is gone. Returns the
+    old reference is released. ImageNotFound when either image is gone. Returns the
     Removal to finish after the commit (the fresh row's link, the old bytes).
     """
     old = for_update(Image.select(Image.pk, Image.sha256).where(Image.pk == image_pk)).first()
-    if old is None:
+    # A fresh image deleted meanwhile took its reference with it: nothing to pass on.
+    if old is None or not Image.delete().where(Image.pk == fresh.pk).execute():
         raise ImageNotFound()
     Image.update(**bytes_fields(fresh), **fields, updated_at=utcnow()).where(Image.pk == image_pk).execute()
-    Image.delete().where(Image.pk == fresh.pk).execute()
     return Removal([fresh.token], release_blobs(Counter([old.sha256])))
 
 
