@@ -1,12 +1,14 @@
 """Reference-counted, content-addressed blobs.
 
-Every image holds one reference to the blob of its bytes. A reference is taken
-in the same transaction that inserts the image, with the blob row locked while
-the bytes are written; a reference is released in the transaction that deletes
-its image row, and only when that DELETE removed the row (goodeye/images/service.py
+Every image holds one reference to the blob of its bytes, and nothing else
+holds any (cache entries and links name images, not blobs). A reference is
+taken in the same transaction that inserts the image, with the blob row locked
+while the bytes are written; it is released in the transaction that deletes
+the image row, and only when that DELETE removed the row (goodeye/images/service.py
 owns both). The last reference's release deletes the row and then, after the
-commit and under a lock on that key, the bytes. So a concurrent upload of the same bytes
-either sees the row and keeps the file, or waits and writes it again.
+commit and under a lock on that key, the bytes. So a concurrent upload of the
+same bytes either sees the row and keeps the file, or waits and writes it again.
+check_blobs recounts all of it from the image rows (`goodeye admin blobs check`).
 """
 
 from dataclasses import asdict, dataclass, field
