@@ -1,7 +1,8 @@
 """Per-client rate limits with the `limits` library, over GOODEYE_RATELIMIT_STORAGE_URI.
 
-`memory://` counts per process; use `redis://` wherever more than one process
-serves (DESIGN §8).
+`database://` (the default) counts in the configured database, `redis://` in
+Redis: both hold across every process and node. `memory://` counts per
+process, so it is refused wherever more than one process serves.
 """
 
 import math
@@ -9,10 +10,11 @@ import time
 from dataclasses import dataclass
 
 from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import MovingWindowSupport, storage_from_string
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from goodeye.errors import ServiceUnavailable
+from goodeye.ratelimit_storage import DatabaseStorage  # noqa: F401  (registers database:// with `limits`)
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,17 @@ class LimitState:
 
 
 class RateLimiter:
-    """Moving-window limits keyed by a namespace and a client identifier."""
+    """Limits keyed by a namespace and a client identifier.
+
+    Moving windows where the storage keeps each hit's time (redis://, memory://);
+    fixed windows on the database, which keeps one counter per key.
+    """
 
     def __init__(self, storage_uri, key_prefix="goodeye"):
         # Storages without a key space (memory://) ignore the prefix.
         self.storage = storage_from_string(storage_uri, key_prefix=key_prefix)
-        self.strategy = MovingWindowRateLimiter(self.storage)
+        strategy = MovingWindowRateLimiter if isinstance(self.storage, MovingWindowSupport) else FixedWindowRateLimiter
+        self.strategy = strategy(self.storage)
 
     def _state(self, item, allowed, *identifiers):
         reset_at, remaining = self.strategy.get_window_stats(item, *identifiers)

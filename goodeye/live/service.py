@@ -313,9 +313,17 @@ def serve_live(ctx, project_id, allow_new_live_scopes, slug, live, ip):
         raise
 
 
+def live_generation_limit(settings, project_id):
+    """The project's live-URL generations per client address (`limits` notation), else the deployment's."""
+    per_hour = Project.select(Project.live_generations_per_ip_per_hour).where(Project.id == project_id).scalar()
+    return settings.live_generation_limit if per_hour is None else f"{per_hour}/hour"
+
+
 def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk):
-    limit = ctx.settings.live_generation_limit
-    state = ctx.limiter.peek(limit, LIVE_LIMIT_NAMESPACE, ip)
+    limit = live_generation_limit(ctx.settings, project_id)
+    # Counted per project: a visitor of one site's live images spends nothing of another's.
+    counter = (LIVE_LIMIT_NAMESPACE, str(project_id), ip)
+    state = ctx.limiter.peek(limit, *counter)
     if not state.allowed:
         raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
     if not take_budget(scope.id):
@@ -326,7 +334,7 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk):
         )
     image = None
     try:
-        state = ctx.limiter.hit(limit, LIVE_LIMIT_NAMESPACE, ip)
+        state = ctx.limiter.hit(limit, *counter)
         if not state.allowed:
             raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
         generation, image = generate_live_image(ctx, live.params(), project_id, ip)
