@@ -50,19 +50,18 @@ def test_sixteen_concurrent_live_misses_from_one_address_get_exactly_ten(default
 
 
 def test_concurrent_anonymous_generations_from_one_address_stop_at_the_limit(default_stack):
-    address = random_loopback()
-    with client(address) as session:
-        generate = lambda: session.post(  # noqa: E731
-            f"{default_stack.url}/v1/image-generators/builtin/generate", json={"prompt": unique("anonymous")}
-        )
-        answers = _concurrent([generate] * 24)
+    with client(random_loopback()) as session:
+        answers = _concurrent([
+            lambda: session.post(f"{default_stack.url}/v1/image-generators/builtin/generate", json={"prompt": unique("anonymous")})
+            for _ in range(24)
+        ])
     assert _statuses(answers) == [201] * 20 + [429] * 4
     refused = [a for a in answers if a.status_code == 429]
     assert {a.json()["error"]["code"] for a in refused} == {"rate_limited"}
     assert all(int(a.headers["Retry-After"]) > 0 and a.headers["X-RateLimit-Remaining"] == "0" for a in refused)
 
 
-def test_two_nodes_on_one_database_hold_one_limit(stack_root, mysql_databases, database_kind):
+def test_two_nodes_on_one_database_hold_one_limit_for_live_and_anonymous_generations(stack_root, mysql_databases, database_kind):
     first = start_stack(stack_root, mysql_databases, database_kind, GOODEYE_WORKERS="3")
     second = start_stack(stack_root, mysql_databases, database_kind, database_url=first.settings.database, GOODEYE_WORKERS="3")
     try:
@@ -74,6 +73,14 @@ def test_two_nodes_on_one_database_hold_one_limit(stack_root, mysql_databases, d
                 [lambda stack=stack: session.get(live_url(stack, owner.project, scope, unique("twin"))) for stack in (first, second) * 8]
             )
         assert _statuses(answers) == [200] * 10 + [429] * 6
+        with client(random_loopback()) as session:
+            anonymous = _concurrent([
+                lambda stack=stack: session.post(
+                    f"{stack.url}/v1/image-generators/builtin/generate", json={"prompt": unique("twin anonymous")}
+                )
+                for stack in (first, second) * 12
+            ])
+        assert _statuses(anonymous) == [201] * 20 + [429] * 4
     finally:
         second.stack.stop()
         first.stack.stop()
