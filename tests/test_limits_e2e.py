@@ -142,7 +142,7 @@ def test_a_project_may_raise_its_live_limit(stack_root, mysql_databases, databas
         assert stack.admin("project", "update", kept.project, "--live-generations-per-ip-per-hour", "default").exit_code == 0
         assert api(stack, kept, "GET", "/project").json()["data"]["liveGenerationsPerIpPerHour"] is None
         refused = stack.admin("project", "update", kept.project, "--live-generations-per-ip-per-hour", "0")
-        assert refused.exit_code != 0 and "nor 'default'" in refused.output
+        assert refused.exit_code != 0 and "is neither a whole number from 1 to 1000000 nor 'default'" in refused.output
     finally:
         stack.stack.stop()
 

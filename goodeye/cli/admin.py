@@ -98,8 +98,8 @@ def project_create(path, no_live_scopes, as_json):
     emit(as_json, payload, f"{'created' if created else 'exists'} project {path}")
 
 
-class LiveLimitParam(click.ParamType):
-    """A whole number of live generations per client address and hour, or `default`."""
+class LiveLimit(click.ParamType):
+    """A project's live generations per client address and hour, or `default` (None)."""
 
     name = "N|default"
 
@@ -109,7 +109,8 @@ class LiveLimitParam(click.ParamType):
         try:
             return projects.check_live_generations_per_ip_per_hour(int(value))
         except (ValueError, GoodeyeError):
-            self.fail(f"{value!r} is not a whole number from 1 to {projects.MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR}, nor 'default'")
+            maximum = projects.MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR
+            self.fail(f"{value!r} is neither a whole number from 1 to {maximum} nor 'default'", param, ctx)
 
 
 def _describe_project(path, row):
@@ -126,7 +127,7 @@ def _describe_project(path, row):
 @click.option(
     "--live-generations-per-ip-per-hour",
     "live_limit",
-    type=LiveLimitParam(),
+    type=LiveLimit(),
     help="Live-URL generations per client address and hour in this project; `default`: GOODEYE_LIVE_GENERATION_LIMIT.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

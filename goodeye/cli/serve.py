@@ -64,16 +64,16 @@ def serve(no_demo):
     except StackError as exc:
         stack.stop()
         raise click.ClickException(str(exc))
-    # Only once the stack answers: a start that failed made no key, so the next one still can.
-    with database.connection_context():
-        demo_key = None if no_demo else _first_run_demo()
-    database.close()
-    click.echo(f"Goodeye is serving on {stack.url} (data in {settings.data_dir}, database {settings.database.split('@')[-1]})")
-    if demo_key:
-        click.echo(f"First run: created project {DEMO_PROJECT} with API key (shown once):\n  {demo_key}")
-        click.echo(_try_lines(settings.base_url, demo_key))
-    click.echo("Press Ctrl+C to stop.")
     try:
+        # Only once the stack answers: a start that failed made no key, so the next one still can.
+        with database.connection_context():
+            demo_key = None if no_demo else _first_run_demo()
+        database.close()
+        click.echo(f"Goodeye is serving on {stack.url} (data in {settings.data_dir}, database {settings.database.split('@')[-1]})")
+        if demo_key:
+            click.echo(f"First run: created project {DEMO_PROJECT} with API key (shown once):\n  {demo_key}")
+            click.echo(_try_lines(settings.base_url, demo_key))
+        click.echo("Press Ctrl+C to stop.")
         while not stopping:
             dead = [name for name, proc in stack.processes.items() if proc.poll() is not None]
             if dead:
