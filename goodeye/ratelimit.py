@@ -56,10 +56,21 @@ class RateLimiter:
         """Take one hit if the limit allows it; the state says whether it did."""
         item = parse(limit)
         try:
+            if isinstance(self.strategy, FixedWindowRateLimiter):
+                return self._fixed_window_hit(item, *identifiers)
             allowed = self.strategy.hit(item, *identifiers)
             return self._state(item, allowed, *identifiers)
         except Exception as exc:  # redis down or unreachable: refuse, never a 500
             raise ServiceUnavailable(f"The rate-limit store is unavailable: {exc.__class__.__name__}.") from None
+
+    def _fixed_window_hit(self, item, *identifiers):
+        # FixedWindowRateLimiter.hit is this incr compared with the limit, but it keeps the
+        # count to itself: reading it again afterwards could see concurrent hits too, and
+        # two answers would claim the same X-RateLimit-Remaining.
+        key = item.key_for(*identifiers)
+        hits = self.storage.incr(key, item.get_expiry())
+        reset_seconds = math.ceil(self.storage.get_expiry(key) - time.time())
+        return LimitState(hits <= item.amount, item.amount, max(0, item.amount - hits), max(0, reset_seconds))
 
     def peek(self, limit, *identifiers):
         """The state of a limit without taking a hit."""

@@ -61,15 +61,17 @@ def test_ended_windows_are_purged_by_later_hits(limiter):
 
 def test_concurrent_hits_are_counted_exactly(limiter):
     limiter, _clock = limiter
-    allowed = []
+    states = []
 
     def hit():
         with database.connection_context():
-            allowed.append(limiter.hit("10/hour", "live", "192.0.2.5").allowed)
+            states.append(limiter.hit("10/hour", "live", "192.0.2.5"))
 
     threads = [threading.Thread(target=hit) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(allowed) == [False] * 6 + [True] * 10
+    assert sorted(state.allowed for state in states) == [False] * 6 + [True] * 10
+    # Each hit's headers tell its own count, never one a concurrent hit also got.
+    assert sorted(state.remaining for state in states if state.allowed) == list(range(10))
