@@ -3,7 +3,7 @@
 from flask import Flask
 
 from goodeye import db, health, http
-from goodeye.config import load_settings
+from goodeye.config import check_serving, load_settings
 from goodeye.console.views import bp as console_bp
 from goodeye.context import Context
 from goodeye.generation.views import bp as generation_bp
@@ -16,6 +16,7 @@ from goodeye.serving.views import bp as serving_bp
 def create_app(settings=None):
     """Build the Flask app from the settings (default: the GOODEYE_* environment)."""
     settings = settings or load_settings()
+    check_serving(settings)
     app = Flask(__name__)
     app.request_class = http.GoodeyeRequest
     # Werkzeug answers `//` in a path with an HTML 308 to an absolute URL built from the

@@ -4,6 +4,7 @@ Read once, by `load_settings()`, in `create_app()` and in the CLI; nothing else
 reads the environment. The README's configuration section mirrors this table.
 """
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -32,6 +33,11 @@ def _str(raw):
 
 def _list(raw):
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _networks(raw):
+    # Checked here, not by nginx: each one is written into nginx's configuration.
+    return tuple(str(ipaddress.ip_network(item, strict=False)) for item in _list(raw))
 
 
 def _nginx_size(raw):
@@ -85,13 +91,19 @@ class Settings:
     )
     sweep_interval_seconds: int = _setting("GOODEYE_SWEEP_INTERVAL_SECONDS", _int, 60, "How often the sweeper runs under scripts/serve.")
     trusted_proxies: tuple = _setting(
-        "GOODEYE_TRUSTED_PROXIES", _list, ("127.0.0.1", "::1"), "Peers whose X-Real-IP is believed (a unix socket peer always is)."
+        "GOODEYE_TRUSTED_PROXIES",
+        _networks,
+        (),
+        "Load balancers (addresses or CIDRs) whose `X-Forwarded-For` nginx believes; none by default.",
     )
     ratelimit_storage_uri: str = _setting(
-        "GOODEYE_RATELIMIT_STORAGE_URI", _str, "memory://", "`limits` storage: `memory://` (one process) or `redis://host:port`."
+        "GOODEYE_RATELIMIT_STORAGE_URI",
+        _str,
+        "database://",
+        "`limits` storage: `database://` (the configured database), `redis://host:port`, or `memory://` (one worker only).",
     )
     ratelimit_key_prefix: str = _setting(
-        "GOODEYE_RATELIMIT_KEY_PREFIX", _str, "goodeye", "Prefix of every rate-limit key in a shared `redis://` store."
+        "GOODEYE_RATELIMIT_KEY_PREFIX", _str, "goodeye", "Prefix of every rate-limit key in a shared store."
     )
     anonymous_ttl_seconds: int = _setting("GOODEYE_ANONYMOUS_TTL_SECONDS", _int, 86400, "TTL of images generated anonymously.")
     anonymous_generation_limit: str = _setting(
@@ -165,6 +177,15 @@ def load_settings(environ=None, **overrides):
             raise ConfigError(f"{f.metadata['env']}: {exc}") from None
     settings = replace(Settings(), **values)
     return replace(settings, **overrides) if overrides else settings
+
+
+def check_serving(settings):
+    """ConfigError when these settings cannot serve as promised: per-process limits across several processes."""
+    if settings.ratelimit_storage_uri.partition("://")[0] == "memory" and settings.workers > 1:
+        raise ConfigError(
+            f"GOODEYE_RATELIMIT_STORAGE_URI=memory:// counts per process but GOODEYE_WORKERS={settings.workers}: "
+            "set GOODEYE_RATELIMIT_STORAGE_URI=database:// (the default) or redis://host:port, or GOODEYE_WORKERS=1"
+        )
 
 
 def settings_table():

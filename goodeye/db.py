@@ -22,12 +22,19 @@ class DatabaseUrlError(ValueError):
     """GOODEYE_DATABASE_URL names something we cannot connect to."""
 
 
+def sqlite_path(url):
+    """The file a `sqlite:///` URL names ('' when it names none), None for another database."""
+    if urlparse(url).scheme != "sqlite":
+        return None
+    # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
+    return unquote(url[len("sqlite:///"):])
+
+
 def make_database(url, pool_size=8):
     """A peewee database for `sqlite:///path` or `mysql://user:pass@host:port/db`."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
-        path = unquote(url[len("sqlite:///"):])
+        path = sqlite_path(url)
         if not path:
             raise DatabaseUrlError("the SQLite URL names no file")
         directory = os.path.dirname(os.path.abspath(path))

@@ -87,12 +87,13 @@ def bearer_key(allow_x_api_key=False):
     return None
 
 
-def client_ip(settings):
-    """The client's address: X-Real-IP as set by nginx, believed only from a trusted proxy."""
+def client_ip():
+    """The client's address: X-Real-IP as nginx sets it (after its real-IP module weighed
+    X-Forwarded-For from GOODEYE_TRUSTED_PROXIES), believed only from nginx itself."""
     peer = request.remote_addr or ""
     # gunicorn on a unix socket reports no peer address: only nginx can reach it.
-    if not peer or peer in settings.trusted_proxies:
-        return request.headers.get("X-Real-IP") or peer or "unknown"
+    if not peer:
+        return request.headers.get("X-Real-IP") or "unknown"
     return peer
 
 

@@ -9,7 +9,7 @@ import secrets
 from playhouse.migrate import SchemaMigrator, migrate as migrate_schema
 
 from goodeye.db import database
-from goodeye.models import CORE_MODELS, LIVE_MODELS, Generation, Image, SchemaMigration, ServerSecret
+from goodeye.models import CORE_MODELS, LIVE_MODELS, Generation, Image, Project, RateLimitCounter, SchemaMigration, ServerSecret
 
 
 def _create_core_tables():
@@ -20,12 +20,16 @@ def _create_generation_table():
     database.create_tables([Generation], safe=True)
 
 
+def _add_column_once(model, field):
+    # Databases made after the field joined the model got it when the table was created;
+    # add_column also creates the field's index.
+    table = model._meta.table_name
+    if field.column_name not in {column.name for column in database.get_columns(table)}:
+        migrate_schema(SchemaMigrator.from_database(database.obj).add_column(table, field.column_name, field))
+
+
 def _create_live_tables():
-    # Databases made before this migration lack image.live_scope_id; newer ones got it from migration 1.
-    if "live_scope_id" not in {column.name for column in database.get_columns("image")}:
-        # add_column also creates the field's index.
-        migrator = SchemaMigrator.from_database(database.obj)
-        migrate_schema(migrator.add_column("image", "live_scope_id", Image.live_scope_id))
+    _add_column_once(Image, Image.live_scope_id)
     database.create_tables(LIVE_MODELS, safe=True)
 
 
@@ -35,11 +39,17 @@ def _create_token_secret():
     ServerSecret.insert(name="token_mac", value=secrets.token_hex(32)).on_conflict_ignore().execute()
 
 
+def _add_limits_storage():
+    database.create_tables([RateLimitCounter], safe=True)
+    _add_column_once(Project, Project.live_generations_per_ip_per_hour)
+
+
 MIGRATIONS = [
     (1, "core tables: org, project, api_key, blob, image", _create_core_tables),
     (2, "generation: one row per call to an image generator", _create_generation_table),
     (3, "live URLs: live_scope, live_cache_entry, prompt_url_cache, image.live_scope_id", _create_live_tables),
     (4, "server_secret: the key that signs serving tokens", _create_token_secret),
+    (6, "rate_limit_counter (database:// limits), project.live_generations_per_ip_per_hour", _add_limits_storage),
 ]
 
 

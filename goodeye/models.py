@@ -8,6 +8,7 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -52,6 +53,8 @@ class Project(BaseModel):
     org = ForeignKeyField(Org, backref="projects", on_delete="CASCADE")
     slug = CharField(max_length=64)
     allow_new_live_scopes = BooleanField(default=True)
+    # Live-URL generations per client address per hour; NULL: the deployment's GOODEYE_LIVE_GENERATION_LIMIT.
+    live_generations_per_ip_per_hour = IntegerField(null=True)
     created_at = PreciseDateTimeField(default=utcnow)
 
     class Meta:
@@ -187,6 +190,17 @@ class ServerSecret(BaseModel):
 
     name = CharField(max_length=32, primary_key=True)
     value = CharField(max_length=128)
+
+
+class RateLimitCounter(BaseModel):
+    """One fixed window of a rate limit (`database://` limits storage): hits so far, and when it ends."""
+
+    key = CharField(max_length=255, primary_key=True)
+    hits = IntegerField()
+    expires_at = DoubleField(index=True)  # a Unix time, like the `limits` library's windows
+
+    class Meta:
+        table_name = "rate_limit_counter"
 
 
 class SchemaMigration(BaseModel):

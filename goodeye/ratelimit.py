@@ -1,7 +1,8 @@
 """Per-client rate limits with the `limits` library, over GOODEYE_RATELIMIT_STORAGE_URI.
 
-`memory://` counts per process; use `redis://` wherever more than one process
-serves (DESIGN §8).
+`database://` (the default) counts in the configured database, `redis://` in
+Redis: both hold across every process and node. `memory://` counts per
+process, so it is refused wherever more than one process serves.
 """
 
 import math
@@ -9,10 +10,11 @@ import time
 from dataclasses import dataclass
 
 from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import MovingWindowSupport, storage_from_string
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from goodeye.errors import ServiceUnavailable
+from goodeye.ratelimit_storage import DatabaseStorage  # noqa: F401  (registers database:// with `limits`)
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,17 @@ class LimitState:
 
 
 class RateLimiter:
-    """Moving-window limits keyed by a namespace and a client identifier."""
+    """Limits keyed by a namespace and a client identifier.
+
+    Moving windows where the storage keeps each hit's time (redis://, memory://);
+    fixed windows on the database, which keeps one counter per key.
+    """
 
     def __init__(self, storage_uri, key_prefix="goodeye"):
         # Storages without a key space (memory://) ignore the prefix.
         self.storage = storage_from_string(storage_uri, key_prefix=key_prefix)
-        self.strategy = MovingWindowRateLimiter(self.storage)
+        strategy = MovingWindowRateLimiter if isinstance(self.storage, MovingWindowSupport) else FixedWindowRateLimiter
+        self.strategy = strategy(self.storage)
 
     def _state(self, item, allowed, *identifiers):
         reset_at, remaining = self.strategy.get_window_stats(item, *identifiers)
@@ -49,10 +56,21 @@ class RateLimiter:
         """Take one hit if the limit allows it; the state says whether it did."""
         item = parse(limit)
         try:
+            if isinstance(self.strategy, FixedWindowRateLimiter):
+                return self._fixed_window_hit(item, *identifiers)
             allowed = self.strategy.hit(item, *identifiers)
             return self._state(item, allowed, *identifiers)
         except Exception as exc:  # redis down or unreachable: refuse, never a 500
             raise ServiceUnavailable(f"The rate-limit store is unavailable: {exc.__class__.__name__}.") from None
+
+    def _fixed_window_hit(self, item, *identifiers):
+        # FixedWindowRateLimiter.hit is this incr compared with the limit, but it keeps the
+        # count to itself: reading it again afterwards could see concurrent hits too, and
+        # two answers would claim the same X-RateLimit-Remaining.
+        key = item.key_for(*identifiers)
+        hits = self.storage.incr(key, item.get_expiry())
+        reset_seconds = math.ceil(self.storage.get_expiry(key) - time.time())
+        return LimitState(hits <= item.amount, item.amount, max(0, item.amount - hits), max(0, reset_seconds))
 
     def peek(self, limit, *identifiers):
         """The state of a limit without taking a hit."""

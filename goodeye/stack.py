@@ -16,7 +16,7 @@ import urllib.request
 import jinja2
 
 from goodeye import console
-from goodeye.config import load_settings
+from goodeye.config import check_serving, load_settings
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NGINX_TEMPLATE = os.path.join(REPO_ROOT, "nginx", "goodeye.conf.j2")
@@ -101,6 +101,7 @@ def render_nginx_config(settings, access_log=False):
         socket=os.path.join(settings.run_dir, "gunicorn.sock"),
         listen_host=settings.listen_host,
         port=settings.port,
+        trusted_proxies=settings.trusted_proxies,
         blob_dir=settings.blob_dir,
         link_dir=settings.link_dir,
         fast_path=settings.accel == "nginx" and settings.storage == "local",
@@ -138,6 +139,7 @@ class Stack:
 
     def start(self, timeout=30):
         """Start every part and wait until /readyz answers through nginx."""
+        check_serving(self.settings)
         for directory in (self.settings.data_dir, self.settings.run_dir, self.settings.blob_dir):
             os.makedirs(directory, exist_ok=True)
             os.chmod(directory, DATA_DIR_MODE)

@@ -9,7 +9,7 @@
 
     url               data[i].url -> a PNG this server serves (/files/img-{i}.png)
     b64_json          data[i].b64_json -> the same PNG bytes, inline
-    slow              sleeps `slow_seconds`, then answers like `url`
+    slow              sleeps `slow_seconds` (or until the server closes), then answers like `url`
     failing           500 with an OpenAI error body
     redirect_private  data[i].url -> /redirect/private, a 302 to `redirect_target`
                       (default http://localhost:{port}/..., loopback by name)
@@ -125,6 +125,7 @@ class FakeOpenAI:
         self.redirect_target = redirect_target
         self.requests = []
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._images = {}
         self.oversized_png = noise_png(oversized_bytes)
@@ -206,9 +207,16 @@ class FakeOpenAI:
         """The paths requested, in order."""
         return [r.path for r in self.requests]
 
+    def wait_for_generation_requests(self, count, timeout=30):
+        """Block until the images endpoint has received `count` requests (AssertionError after `timeout`)."""
+        with self._recorded:
+            arrived = self._recorded.wait_for(lambda: len(self.generation_requests) >= count, timeout)
+        assert arrived, f"{len(self.generation_requests)} of {count} generation requests arrived in {timeout}s"
+
     def _record(self, request):
-        with self._lock:
+        with self._recorded:
             self.requests.append(request)
+            self._recorded.notify_all()
 
     def _sleep(self, seconds):
         """Sleep, but return early when the server is closing."""

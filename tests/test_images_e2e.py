@@ -175,10 +175,12 @@ def test_decompression_bomb_is_refused_without_decoding(stack, owner):
     assert response.status_code == 422 and error_code(response) == "image_too_large_dimensions"
 
 
-def test_image_over_the_upload_limit_is_413_from_the_app(stack, owner):
-    data = b"\x89PNG\r\n\x1a\n" + b"\x00" * (stack.settings.max_upload_bytes + 10)
+def test_image_over_the_upload_limit_is_413_from_the_app_naming_its_true_size(stack, owner):
+    data = b"\x89PNG\r\n\x1a\n" + b"\x00" * (27_000_000 - 8)
     response = upload(stack, owner, data)
     assert response.status_code == 413 and error_code(response) == "image_too_large"
+    limit = stack.settings.max_upload_bytes
+    assert response.json()["error"]["message"] == f"The image is 27000000 bytes; the limit is {limit} bytes."
 
 
 def test_body_over_nginx_limit_is_json_413(stack, owner):

@@ -6,11 +6,12 @@ import time
 import click
 
 from goodeye import migrations
-from goodeye.cli.common import GoodeyeGroup, emit
+from goodeye.cli.common import AdminGroup, emit, fail
 from goodeye.cli.storage import storage
-from goodeye.config import load_settings
+from goodeye.config import ConfigError, load_settings
 from goodeye.context import Context
-from goodeye.db import database, init_database
+from goodeye.db import database
+from goodeye.errors import GoodeyeError
 from goodeye.identity import service as identity
 from goodeye.images.blobs import check_blobs
 from goodeye.models import iso
@@ -26,24 +27,25 @@ def _project_record(project):
         "org": project.org.slug,
         "slug": project.slug,
         "allow_new_live_scopes": project.allow_new_live_scopes,
+        "live_generations_per_ip_per_hour": project.live_generations_per_ip_per_hour,
         "created_at": iso(project.created_at),
     }
 
 
-@click.group(cls=GoodeyeGroup)
+@click.group(cls=AdminGroup)
 @click.pass_context
 def admin(ctx):
     """Operator commands (database, orgs, projects, keys, sweeper)."""
-    settings = load_settings()
-    init_database(settings)
-    ctx.obj = settings
-    ctx.call_on_close(database.close)
+    try:
+        ctx.obj = load_settings()
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 admin.add_command(storage)
 
 
-@admin.group(cls=GoodeyeGroup)
+@admin.group(cls=AdminGroup)
 def db():
     """Schema creation and migrations."""
 
@@ -53,21 +55,21 @@ def _run_migrations(as_json):
     emit(as_json, {"applied": applied}, f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
-@db.command("init")
+@db.command("init", needs=None)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def db_init(as_json):
     """Create the schema (idempotent)."""
     _run_migrations(as_json)
 
 
-@db.command("migrate")
+@db.command("migrate", needs="database")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def db_migrate(as_json):
     """Apply pending migrations (idempotent)."""
     _run_migrations(as_json)
 
 
-@admin.group(cls=GoodeyeGroup)
+@admin.group(cls=AdminGroup)
 def org():
     """Organisations."""
 
@@ -82,7 +84,7 @@ def org_create(slug, as_json):
     emit(as_json, payload, f"{'created' if created else 'exists'} org {row.slug}")
 
 
-@admin.group(cls=GoodeyeGroup)
+@admin.group(cls=AdminGroup)
 def project():
     """Projects."""
 
@@ -98,19 +100,52 @@ def project_create(path, no_live_scopes, as_json):
     emit(as_json, payload, f"{'created' if created else 'exists'} project {path}")
 
 
+class LiveLimit(click.ParamType):
+    """A project's live generations per client address and hour, or `default` (None)."""
+
+    name = "N|default"
+
+    def convert(self, value, param, ctx):
+        if value == "default":
+            return None
+        try:
+            return projects.check_live_generations_per_ip_per_hour(int(value))
+        except (ValueError, GoodeyeError):
+            maximum = projects.MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR
+            self.fail(f"{value!r} is neither a whole number from 1 to {maximum} nor 'default'", param, ctx)
+
+
+def _describe_project(path, row):
+    live_limit = row.live_generations_per_ip_per_hour
+    return (
+        f"project {path}: new live scopes {'allowed' if row.allow_new_live_scopes else 'disabled'}, "
+        f"live generations per address {f'{live_limit}/hour' if live_limit else 'the default (GOODEYE_LIVE_GENERATION_LIMIT)'}"
+    )
+
+
 @project.command("update")
 @click.argument("path", metavar="ORG/PROJECT")
 @click.option("--live-scopes/--no-live-scopes", default=None, help="Whether live URLs may create scopes on first request.")
+@click.option(
+    "--live-generations-per-ip-per-hour",
+    "live_limit",
+    type=LiveLimit(),
+    help="Live-URL generations per client address and hour in this project; `default`: GOODEYE_LIVE_GENERATION_LIMIT.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def project_update(path, live_scopes, as_json):
+@click.pass_context
+def project_update(ctx, path, live_scopes, live_limit, as_json):
     """Change a project's settings."""
     row = identity.get_project(path)
     if live_scopes is not None:
         row = projects.set_allow_new_live_scopes(row.id, live_scopes)
-    emit(as_json, _project_record(row), f"project {path}: new live scopes {'allowed' if row.allow_new_live_scopes else 'disabled'}")
+    # None is a value here (back to the default): only an option that was given changes it.
+    if ctx.get_parameter_source("live_limit") == click.core.ParameterSource.COMMANDLINE:
+        row = projects.set_live_generations_per_ip_per_hour(row.id, live_limit)
+    emit(as_json, _project_record(row), _describe_project(path, row))
 
 
-@admin.group(cls=GoodeyeGroup)
+@admin.group(cls=AdminGroup)
 def key():
     """API keys."""
 
@@ -145,7 +180,7 @@ def key_revoke(key_id, as_json):
     emit(as_json, identity.key_record(row), f"revoked {row.id}")
 
 
-@admin.group(cls=GoodeyeGroup)
+@admin.group(cls=AdminGroup)
 def blobs():
     """Blob reference counts and stored bytes."""
 

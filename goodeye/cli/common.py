@@ -1,11 +1,14 @@
 """Output helpers shared by every command: JSON or short human lines, errors on stderr."""
 
 import json
+import os
 import re
 import sys
 
 import click
+from peewee import DatabaseError, InterfaceError
 
+from goodeye.db import database, init_database, sqlite_path
 from goodeye.errors import GoodeyeError
 from goodeye.images.service import MAX_TTL_SECONDS
 
@@ -56,3 +59,58 @@ class Ttl(click.ParamType):
         if seconds > MAX_TTL_SECONDS:
             self.fail(f"{value!r} is longer than the 10-year limit ({MAX_TTL_SECONDS} seconds)", param, ctx)
         return seconds
+
+
+def _missing_database(settings):
+    """Why there is no database to act on (a SQLite file that is not there), in one line, or None."""
+    path = sqlite_path(settings.database)
+    if path and not os.path.exists(path):
+        return (
+            f"no database at {os.path.abspath(path)}: run `goodeye admin db init` to create one, "
+            "or set GOODEYE_DATA_DIR / GOODEYE_DATABASE_URL to the existing one"
+        )
+    return None
+
+
+def _unusable_database(settings, needs_schema):
+    """Why the bound database cannot serve an admin command, in one line, or None."""
+    name = settings.database.split("@")[-1]
+    try:
+        with database.connection_context():
+            if needs_schema and not database.table_exists("schema_migration"):
+                return f"the database {name} is not initialised: run `goodeye admin db init`"
+    except (DatabaseError, InterfaceError) as exc:
+        return f"cannot open the database {name}: {exc}"
+    return None
+
+
+class AdminCommand(click.Command):
+    """A command on the configured database; refused in one line when there is none to act on.
+
+    `needs` says what must be there already: "schema" (most commands), "database"
+    (migrations may initialise an empty one) or nothing (`db init` creates it).
+    """
+
+    def __init__(self, *args, needs="schema", **kwargs):
+        self.needs = needs
+        super().__init__(*args, **kwargs)
+
+    def invoke(self, ctx):
+        settings = ctx.obj
+        # Checked before binding: opening a SQLite file that is not there would create it.
+        problem = self.needs and _missing_database(settings)
+        if problem:
+            fail(problem)
+        init_database(settings)
+        ctx.call_on_close(database.close)
+        problem = self.needs and _unusable_database(settings, needs_schema=self.needs == "schema")
+        if problem:
+            fail(problem)
+        return super().invoke(ctx)
+
+
+class AdminGroup(GoodeyeGroup):
+    """`goodeye admin` and its sub-groups: every command is an AdminCommand."""
+
+    command_class = AdminCommand
+    group_class = type

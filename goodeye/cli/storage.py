@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from goodeye.cli.common import GoodeyeGroup, emit, fail
+from goodeye.cli.common import AdminGroup, emit, fail
 from goodeye.config import ConfigError
 from goodeye.db import database
 from goodeye.storage import create_storage
@@ -14,7 +14,7 @@ from goodeye.storage.migrate import migrate_blobs, referenced_blobs
 BACKENDS = click.Choice(["local", "s3"])
 
 
-@click.group(cls=GoodeyeGroup)
+@click.group(cls=AdminGroup)
 def storage():
     """Blob store maintenance."""
 

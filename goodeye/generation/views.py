@@ -24,7 +24,7 @@ def generate(generator_id):
     body = json_body()
     params = service.parse_request(ctx, generator_id, body)
     hosting = service.hosting_from(body, anonymous=project_id is None)
-    ip = client_ip(ctx.settings)
+    ip = client_ip()
     if project_id is None:
         service.take_anonymous_generation(ctx, ip)
         result = service.generate_and_host(

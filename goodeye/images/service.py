@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import io
 import json
 import os
 import re
@@ -111,12 +112,21 @@ def placement_from(fields):
     )
 
 
+def read_upload(stream, max_bytes):
+    """The bytes of an uploaded file, or ImageTooLarge naming its whole size (read no further than the limit)."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        size = stream.seek(0, io.SEEK_END)
+        raise ImageTooLarge(f"The image is {size} bytes; the limit is {max_bytes} bytes.")
+    return data
+
+
 def decode_base64_image(data, max_bytes):
     """The bytes of a base64 `data` field, checking its size before decoding."""
     if not isinstance(data, str) or not data:
         raise InvalidRequest("data must be a non-empty base64 string.")
     if len(data) > (max_bytes + 2) // 3 * 4 + 4:
-        raise ImageTooLarge()
+        raise ImageTooLarge(f"The image is larger than the limit of {max_bytes} bytes.")
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):

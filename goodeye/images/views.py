@@ -30,7 +30,7 @@ def upload():
         fields = request.form.to_dict()
         fields.setdefault("filename", upload_file.filename)
         placement = service.placement_from(fields)
-        data = upload_file.read(ctx.image_limits.max_bytes + 1)
+        data = service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
     else:
         body = json_body()
         unknown = set(body) - UPLOAD_JSON_FIELDS

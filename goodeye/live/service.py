@@ -217,7 +217,7 @@ def create_scope_with_claim(ctx, project_id, slug, cache_key, params, ip):
         if scope is not None:
             return scope, None, None
         # Refused here, the transaction leaves nothing behind: no scope.
-        state = _hit_ip_limit(ctx, ip)
+        state = _hit_ip_limit(ctx, project_id, ip)
         scope = LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
         entry_pk = LiveCacheEntry.insert(
             cache_key=cache_key, project=project_id, scope=scope.id, params=params, claimed_at=utcnow()
@@ -301,10 +301,22 @@ def _rate_limited(code, message, state):
     return RateLimited(message, code=code, headers=headers)
 
 
-def _hit_ip_limit(ctx, ip):
+def live_generation_limit(settings, project_id):
+    """The project's live-URL generations per client address (`limits` notation), else the deployment's."""
+    per_hour = Project.select(Project.live_generations_per_ip_per_hour).where(Project.id == project_id).scalar()
+    return settings.live_generation_limit if per_hour is None else f"{per_hour}/hour"
+
+
+def _client_limit(ctx, project_id, ip):
+    """(limit, counter) of a client's live generations; counted per project, so a
+    visitor of one site's live images spends nothing of another's."""
+    return live_generation_limit(ctx.settings, project_id), (LIVE_LIMIT_NAMESPACE, str(project_id), ip)
+
+
+def _hit_ip_limit(ctx, project_id, ip):
     """Take one of the client's live generations; RateLimited when none is left."""
-    limit = ctx.settings.live_generation_limit
-    state = ctx.limiter.hit(limit, LIVE_LIMIT_NAMESPACE, ip)
+    limit, counter = _client_limit(ctx, project_id, ip)
+    state = ctx.limiter.hit(limit, *counter)
     if not state.allowed:
         raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
     return state
@@ -356,8 +368,8 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
     """Generate the claimed key's image; `ip_state` is the client's limit when serve_live took it already."""
     state = ip_state
     if state is None:
-        limit = ctx.settings.live_generation_limit
-        state = ctx.limiter.peek(limit, LIVE_LIMIT_NAMESPACE, ip)
+        limit, counter = _client_limit(ctx, project_id, ip)
+        state = ctx.limiter.peek(limit, *counter)
         if not state.allowed:
             raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
     if not take_budget(scope.id):
@@ -369,7 +381,7 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
     image = None
     try:
         if ip_state is None:
-            state = _hit_ip_limit(ctx, ip)
+            state = _hit_ip_limit(ctx, project_id, ip)
         generation, image = generate_live_image(ctx, live.params(), project_id, ip)
         with database.atomic():
             linked = (

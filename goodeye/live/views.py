@@ -31,7 +31,7 @@ def cdn_live(org, project, scope):
     image = service.find_cached(live.cache_key(project_id, scope))
     if image is not None:
         return blob_response(ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope)
-    outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip(ctx.settings))
+    outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
     if outcome.cache_status == "HIT":
         return blob_response(ctx, outcome.image, service.cdn_cache_control(outcome.image), cache_status="HIT", scope=scope)
     return _miss_response(ctx, outcome, scope)
@@ -83,7 +83,7 @@ def live_prompt():
     project_id = required_project_id(allow_x_api_key=True)
     ctx = current_context()
     prompt = request.args.get("prompt")
-    row, status = service.prompt_image(ctx, project_id, prompt, client_ip(ctx.settings))
+    row, status = service.prompt_image(ctx, project_id, prompt, client_ip())
     response = jsonify({"success": True, "data": service.prompt_record(ctx.settings, prompt, row)})
     response.headers["X-Cache-Status"] = status
     if status == "HIT":

@@ -10,23 +10,51 @@ def get_project(project_id):
     return Project.select(Project, Org).join(Org).where(Project.id == project_id).get()
 
 
+# Bounds of a project's liveGenerationsPerIpPerHour (null: the deployment's GOODEYE_LIVE_GENERATION_LIMIT).
+MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR = 1_000_000
+
+
 def set_allow_new_live_scopes(project_id, allowed):
     """Whether live URLs may create scopes on first request in this project."""
     Project.update(allow_new_live_scopes=bool(allowed)).where(Project.id == project_id).execute()
     return get_project(project_id)
 
 
+def check_live_generations_per_ip_per_hour(value):
+    """A project's live limit per client address and hour: a whole number in range, or None for the default."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR
+    ):
+        raise InvalidRequest(
+            f"liveGenerationsPerIpPerHour must be a whole number from 1 to {MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR}, "
+            "or null for the deployment's default."
+        )
+    return value
+
+
+def set_live_generations_per_ip_per_hour(project_id, per_hour):
+    """A project's own live-URL generations per client address and hour (None: the deployment's)."""
+    Project.update(live_generations_per_ip_per_hour=check_live_generations_per_ip_per_hour(per_hour)).where(
+        Project.id == project_id
+    ).execute()
+    return get_project(project_id)
+
+
 def update_project(project_id, body):
-    """Apply a PATCH body: `{allowNewLiveScopes?}`."""
-    unknown = set(body) - {"allowNewLiveScopes"}
+    """Apply a PATCH body: `{allowNewLiveScopes?, liveGenerationsPerIpPerHour?}`."""
+    unknown = set(body) - {"allowNewLiveScopes", "liveGenerationsPerIpPerHour"}
     if unknown:
         raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    if "allowNewLiveScopes" not in body:
-        return get_project(project_id)
-    if not isinstance(body["allowNewLiveScopes"], bool):
+    if "allowNewLiveScopes" in body and not isinstance(body["allowNewLiveScopes"], bool):
         raise InvalidRequest("allowNewLiveScopes must be true or false.")
+    if "liveGenerationsPerIpPerHour" in body:
+        check_live_generations_per_ip_per_hour(body["liveGenerationsPerIpPerHour"])
     with database.atomic():
-        return set_allow_new_live_scopes(project_id, body["allowNewLiveScopes"])
+        if "allowNewLiveScopes" in body:
+            set_allow_new_live_scopes(project_id, body["allowNewLiveScopes"])
+        if "liveGenerationsPerIpPerHour" in body:
+            set_live_generations_per_ip_per_hour(project_id, body["liveGenerationsPerIpPerHour"])
+        return get_project(project_id)
 
 
 def project_record(project):
@@ -36,5 +64,6 @@ def project_record(project):
         "slug": project.slug,
         "org": project.org.slug,
         "allowNewLiveScopes": project.allow_new_live_scopes,
+        "liveGenerationsPerIpPerHour": project.live_generations_per_ip_per_hour,
         "createdAt": iso(project.created_at),
     }

@@ -4,7 +4,7 @@ from flask import Response, request
 from werkzeug.http import http_date, is_resource_modified, quote_etag
 from werkzeug.wsgi import wrap_file
 
-from goodeye.errors import ImageNotFound
+from goodeye.errors import ImageNotFound, RangeNotSatisfiable
 
 
 def validators(image):
@@ -23,6 +23,19 @@ def _meta_segment(image_id, cache_status, scope, cache_control):
     # reads these back from the URI and emits them (Cache-Control on success only).
     cache_token = "P" + cache_control.partition("max-age=")[2] if cache_control.startswith("public") else "N"
     return f"{image_id or ''}~{cache_status or ''}~{scope or ''}~{cache_token}"
+
+
+def _refuse_unsatisfiable_range(size):
+    """RangeNotSatisfiable when no range asked for starts inside the image.
+
+    nginx would answer it too, but by then its image location has added the image's
+    headers, which its 416 error page keeps; werkzeug's own check takes one range only.
+    """
+    ranges = request.range
+    if ranges is None or request.headers.get("If-Range"):
+        return
+    if all(start >= size if start >= 0 else size == 0 for start, _stop in ranges.ranges):
+        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
 
 
 def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, extra_headers=None, stream=False):
@@ -49,6 +62,7 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
         # only with an ETag of its own making (from the blob file), never with ours.
         if not is_resource_modified(request.environ, etag=etag, last_modified=image.updated_at):
             return Response(status=304, headers=headers)
+        _refuse_unsatisfiable_range(image.size_bytes)
         target = ctx.storage.accel_target(image.sha256)
         meta = _meta_segment(image.id, cache_status, scope, headers.pop("Cache-Control"))
         # ETag and Last-Modified do not pass an internal redirect either; the internal

@@ -23,6 +23,7 @@ from PIL import Image
 from goodeye.cli import main as cli_main
 
 from tests.conftest import IN_CI, free_port
+from tests.fake_openai import FakeOpenAI
 from tests.reliability.conftest import start_reliability_stack
 from tests.reliability.helpers import DbProbe, error_code, sha256
 from tests.s3_server import S3Server
@@ -270,33 +271,42 @@ def _children(pid):
     return kids
 
 
-def test_a_worker_killed_mid_request_is_a_json_502_and_the_next_request_works(fault_stack):
-    stack = fault_stack
+def test_a_worker_killed_mid_request_is_a_json_502_and_the_next_request_works(stack_root, mysql_databases, database_kind):
+    # The provider holds every generation open until the workers are dead: the kill lands mid-request, always.
+    with FakeOpenAI(mode="slow", slow_seconds=120) as provider:
+        stack = start_reliability_stack(
+            stack_root, mysql_databases, database_kind, GOODEYE_OPENAI_BASE_URL=provider.base_url,
+            GOODEYE_OPENAI_API_KEY=provider.api_key, GOODEYE_FETCH_ALLOWLIST=provider.allowlist_entry,
+        )
+        try:
+            _kill_workers_mid_request(stack, provider)
+        finally:
+            stack.stack.stop()
+
+
+def _kill_workers_mid_request(stack, provider):
     owner = stack.new_owner()
     master = stack.stack.processes["gunicorn"].pid
     workers = _children(master)
     assert workers, "gunicorn has no workers"
     results = []
 
-    def slow():
-        # The builtin generator renders real images: long enough to be killed in the middle.
-        response = requests.post(f"{stack.url}/v1/image-generators/builtin/generate", headers=owner.headers,
-                                 json={"prompt": "a slow mountain", "n": 4, "aspect_ratio": "16:9"})
+    def held():
+        response = requests.post(f"{stack.url}/v1/image-generators/openai/generate", headers=owner.headers,
+                                 json={"prompt": "a mountain held open", "n": 1})
         results.append(response)
 
-    threads = [threading.Thread(target=slow) for _ in range(4)]
+    threads = [threading.Thread(target=held) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)
+    provider.wait_for_generation_requests(len(threads))
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     for thread in threads:
         thread.join()
 
-    killed = [r for r in results if r.status_code == 502]
-    assert killed, [r.status_code for r in results]
-    assert all(r.status_code in (201, 502) for r in results)
-    assert all(error_code(r) == "service_unavailable" for r in killed)
+    assert [r.status_code for r in results] == [502] * len(threads)
+    assert all(error_code(r) == "service_unavailable" for r in results)
     # The master starts new workers; the very next request after that is served.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(set(_children(master)) - set(workers)) < len(workers):

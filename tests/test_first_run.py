@@ -1,0 +1,113 @@
+"""A first start cannot lose the demo key; `goodeye admin` never invents a database."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from goodeye.cli import main as cli_main
+from tests.conftest import IN_CI, free_port, mysql_available
+
+
+def _serve(data_dir, port, cwd):
+    """`goodeye serve` as scripts/serve runs it, on its own data dir and port."""
+    env = {**os.environ, "GOODEYE_DATA_DIR": data_dir, "GOODEYE_PORT": str(port), "GOODEYE_DATABASE_URL": ""}
+    return subprocess.Popen(
+        [sys.executable, "-m", "goodeye.cli", "serve"], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def _read_until(process, marker, timeout=60):
+    """The output of `serve` up to the line containing `marker` (AssertionError if it exits first)."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    raise AssertionError(f"no {marker!r} in the output of serve:\n{''.join(lines)}")
+
+
+def test_a_first_start_that_fails_keeps_the_demo_key_for_the_next(tmp_path):
+    data_dir, port = str(tmp_path / "data"), free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        failed = _serve(data_dir, port, tmp_path)
+        output, _ = failed.communicate(timeout=60)
+    assert failed.returncode != 0 and "nginx exited" in output, output
+    assert "API key" not in output
+
+    second = _serve(data_dir, port, tmp_path)
+    try:
+        output = _read_until(second, "Press Ctrl+C")
+        key = re.search(r"API key \(shown once\):\n  (\S+)", output).group(1)
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/v1/images", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        # The Try lines, pasted into a shell, make a PNG, upload it and generate an image.
+        try_lines = output.split("Try:\n", 1)[1].split("Press Ctrl+C", 1)[0]
+        pasted = subprocess.run(["bash", "-euc", try_lines], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert pasted.returncode == 0, pasted.stderr
+        assert pasted.stdout.count('"id":') >= 2 and '"error"' not in pasted.stdout, pasted.stdout
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+
+    third = _serve(data_dir, port, tmp_path)
+    try:
+        assert "API key" not in _read_until(third, "Press Ctrl+C")
+    finally:
+        os.killpg(third.pid, signal.SIGTERM)
+        third.wait(timeout=30)
+
+
+def _admin(*args, env):
+    return CliRunner().invoke(cli_main, ["admin", *args], env=env)
+
+
+def test_admin_on_a_missing_database_says_so_in_one_line_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for env in ({"GOODEYE_DATA_DIR": None, "GOODEYE_DATABASE_URL": None}, {"GOODEYE_DATA_DIR": str(tmp_path / "elsewhere")}):
+        result = _admin("key", "list", "demo/website", env=env)
+        assert result.exit_code == 1, result.output
+        assert result.output.count("\n") == 1 and result.output.startswith("error: no database at "), result.output
+        assert "goodeye admin db init" in result.output
+        assert os.listdir(tmp_path) == []
+    # --help never needs a database.
+    assert _admin("key", "list", "--help", env={"GOODEYE_DATA_DIR": None}).exit_code == 0
+
+
+def test_admin_on_an_uninitialised_database_says_so_and_db_init_initialises_it(tmp_path):
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    env = {"GOODEYE_DATABASE_URL": f"sqlite:///{path}"}
+    result = _admin("org", "create", "acme", env=env)
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "is not initialised: run `goodeye admin db init`" in result.output
+    assert _admin("db", "init", env=env).exit_code == 0
+    assert _admin("org", "create", "acme", env=env).exit_code == 0
+
+
+def test_admin_on_an_empty_mysql_database_says_so(mysql_databases):
+    if not mysql_available():
+        if IN_CI:
+            pytest.fail("CI=true but MySQL is not reachable")
+        pytest.skip("MySQL is not reachable")
+    env = {"GOODEYE_DATABASE_URL": mysql_databases.create()}
+    result = _admin("key", "list", "demo/website", env=env)
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "is not initialised" in result.output, result.output
+    missing = env["GOODEYE_DATABASE_URL"] + "_absent"
+    result = _admin("key", "list", "demo/website", env={"GOODEYE_DATABASE_URL": missing})
+    assert result.exit_code == 1 and result.output.startswith("error: cannot open the database"), result.output
+    assert _admin("db", "migrate", env=env).exit_code == 0
