@@ -397,6 +397,11 @@ def update_image_rows(pks, **fields):
         Image.update(**fields).where(Image.pk.in_(list(pks))).execute()
 
 
+def leave_live_scope(scope_id):
+    """In the caller's transaction, take every image still in a live scope out of it; how many."""
+    return Image.update(live_scope_id=None, updated_at=utcnow()).where(Image.live_scope_id == scope_id).execute()
+
+
 def image_url(settings, image):
     """The stable serving URL of an image."""
     return f"{settings.base_url}/v1/i/{image.token}.{image.ext}"

@@ -15,9 +15,15 @@ from peewee import IntegrityError
 from goodeye.db import database, for_update, retry_on_deadlock
 from goodeye.errors import Conflict, ImageNotFound, InvalidRequest, NotFound
 from goodeye.ids import new_id
-from goodeye.images.service import remove_image_rows, remove_images, swap_image_bytes, sync_link, update_image_rows
+from goodeye.images.service import (
+    leave_live_scope,
+    remove_image_rows,
+    remove_images,
+    swap_image_bytes,
+    sync_link,
+)
 from goodeye.live.service import check_scope_slug, generate_live_image
-from goodeye.models import Image, LiveCacheEntry, LiveScope, iso, utcnow
+from goodeye.models import Image, LiveCacheEntry, LiveScope, iso
 from goodeye.parsing import whole_number
 
 MAX_LIST_LIMIT = 100
@@ -135,16 +141,18 @@ def _delete_scope_rows(project_id, slug):
         if scope is None:
             raise NotFound(f"No scope {slug!r}.", code="SCOPE_NOT_FOUND")
         images = list(
-            Image.select(Image.pk, Image.token, Image.sha256, Image.alias).where(
+            Image.select(Image.pk, Image.token, Image.sha256).where(
                 (Image.project == project_id) & (Image.live_scope_id == scope.id)
             )
         )
-        kept = [image.pk for image in images if image.alias]
         LiveCacheEntry.delete().where(LiveCacheEntry.scope == scope.id).execute()
-        removal = remove_image_rows([image for image in images if not image.alias], Image.live_scope_id == scope.id)
-        update_image_rows(kept, live_scope_id=None, updated_at=utcnow())
+        # An alias move does not wait for this transaction: each row's own DELETE
+        # decides, so an image given an alias since the SELECT stays; whatever is
+        # still in the scope afterwards is kept.
+        removal = remove_image_rows(images, (Image.live_scope_id == scope.id) & Image.alias.is_null())
+        kept = leave_live_scope(scope.id)
         scope.delete_instance()
-        return removal, len(kept)
+        return removal, kept
 
 
 def regenerate(ctx, project_id, slug, body):
