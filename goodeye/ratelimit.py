@@ -14,7 +14,7 @@ from limits.storage import MovingWindowSupport, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from goodeye.errors import ServiceUnavailable
-from goodeye.ratelimit_storage import DatabaseStorage  # noqa: F401  (registers database:// with `limits`)
+from goodeye.ratelimit_storage import DatabaseStorage  # importing it registers database:// with `limits`
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class RateLimiter:
         self.storage = storage_from_string(storage_uri, key_prefix=key_prefix)
         strategy = MovingWindowRateLimiter if isinstance(self.storage, MovingWindowSupport) else FixedWindowRateLimiter
         self.strategy = strategy(self.storage)
+
+    @property
+    def counts_in_database(self):
+        """Whether hits are rows of the bound database, undone with the caller's transaction when it rolls back."""
+        return isinstance(self.storage, DatabaseStorage)
 
     def _state(self, item, allowed, *identifiers):
         reset_at, remaining = self.strategy.get_window_stats(item, *identifiers)

@@ -50,3 +50,54 @@ def test_scope_delete_keeps_an_image_given_an_alias_after_it_looked(ctx, project
     kept = Image.get_or_none(Image.pk == image.pk)
     assert kept is not None and (kept.alias, kept.live_scope_id) == ("logo", None)
     assert ctx.storage.exists(kept.sha256)
+
+
+def _deadlock_once(monkeypatch, owner, name, *, before_call=False):
+    """Make the first call of `owner.name` fail as MySQL does when it rolls a transaction back (1213);
+    after doing its work unless `before_call`. The calls made, in a list."""
+    original = getattr(owner, name)
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(name)
+        result = None if before_call and len(calls) == 1 else original(*args, **kwargs)
+        if len(calls) == 1:
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return result
+
+    monkeypatch.setattr(owner, name, flaky)
+    return calls
+
+
+def test_a_live_miss_whose_transaction_deadlocks_runs_it_again(ctx, project_id, monkeypatch):
+    calls = _deadlock_once(monkeypatch, live, "update_image_rows")
+    image = _live_image(ctx, project_id)
+    assert len(calls) == 2
+    assert image.live_scope_id == LiveScope.get(LiveScope.slug == SCOPE).id
+
+
+def test_a_regeneration_whose_transaction_deadlocks_runs_it_again(ctx, project_id, monkeypatch):
+    image = _live_image(ctx, project_id)
+    calls = _deadlock_once(monkeypatch, scopes, "swap_image_bytes")
+    assert scopes.regenerate(ctx, project_id, SCOPE, {}) == [image.id]
+    assert len(calls) == 2
+    regenerated = Image.get(Image.pk == image.pk)
+    assert regenerated.sha256 != image.sha256 and Image.select().count() == 1
+
+
+@pytest.mark.parametrize("storage", ["database://", "memory://"])
+def test_a_new_scope_whose_transaction_deadlocks_charges_its_client_once(tmp_path, storage, monkeypatch):
+    settings = load_settings(
+        {"GOODEYE_DATA_DIR": str(tmp_path), "GOODEYE_RATELIMIT_STORAGE_URI": storage, "GOODEYE_WORKERS": "1"}
+    )
+    with create_app(settings).app_context():
+        migrate()
+        ctx = current_context()
+        create_org("acme")
+        project_id = create_project("acme/site")[0].id
+        calls = _deadlock_once(monkeypatch, live, "new_id", before_call=True)
+        image = _live_image(ctx, project_id)
+        assert len(calls) == 2 and image.live_scope_id == LiveScope.get(LiveScope.slug == SCOPE).id
+        limit, counter = live._client_limit(ctx, project_id, "203.0.113.7")
+        state = ctx.limiter.peek(limit, *counter)
+        assert state.limit - state.remaining == 1

@@ -32,7 +32,7 @@ from datetime import timedelta
 
 from peewee import JOIN, IntegrityError
 
-from goodeye.db import database, fetch_one, for_update
+from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
 from goodeye.errors import (
     Forbidden,
     GenerationFailed,
@@ -205,9 +205,18 @@ def find_scope(project_id, slug):
 def create_scope_with_claim(ctx, project_id, slug, cache_key, params, ip):
     """Create the scope a live URL names, once its client's limit is taken, with the URL's claim.
 
-    Returns (scope, claim pk or None, limit state or None); the state is None when a
-    concurrent request created the scope first (this one then goes the usual way).
+    Returns (scope, claim pk or None, limit state or None); when a concurrent request
+    created the scope first, this one goes the usual way with the state None (or the
+    hit an attempt rolled back after taking, which it does not take again).
     """
+    return _create_scope_attempt(ctx, project_id, slug, cache_key, params, ip, [])
+
+
+@retry_on_deadlock
+def _create_scope_attempt(ctx, project_id, slug, cache_key, params, ip, hits):
+    # `hits` outlives a rolled-back attempt: a hit kept outside the database (Redis)
+    # is not taken again, one the rollback undid (database://) is.
+    taken = hits[0] if hits and not ctx.limiter.counts_in_database else None
     with database.atomic():
         # One creator at a time per project: a request that finds the scope made
         # meanwhile is not charged, and the creator holds its key's claim from the
@@ -215,9 +224,10 @@ def create_scope_with_claim(ctx, project_id, slug, cache_key, params, ip):
         list(for_update(Project.select(Project.id).where(Project.id == project_id)))
         scope = find_scope(project_id, slug)
         if scope is not None:
-            return scope, None, None
+            return scope, None, taken
         # Refused here, the transaction leaves nothing behind: no scope.
-        state = _hit_ip_limit(ctx, project_id, ip)
+        state = taken if taken is not None else _hit_ip_limit(ctx, project_id, ip)
+        hits[:] = [state]
         scope = LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
         entry_pk = LiveCacheEntry.insert(
             cache_key=cache_key, project=project_id, scope=scope.id, params=params, claimed_at=utcnow()
@@ -383,16 +393,7 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
         if ip_state is None:
             state = _hit_ip_limit(ctx, project_id, ip)
         generation, image = generate_live_image(ctx, live.params(), project_id, ip)
-        with database.atomic():
-            linked = (
-                LiveCacheEntry.update(image=image.pk, generation_id=generation.id)
-                .where((LiveCacheEntry.pk == entry_pk) & LiveCacheEntry.image.is_null())
-                .execute()
-            )
-            if not linked:
-                raise ServiceUnavailable("The scope changed while the image was generated; retry.")
-            update_image_rows([image.pk], live_scope_id=scope.id)
-            LiveScope.update(last_generated_at=utcnow()).where(LiveScope.id == scope.id).execute()
+        _link_generated(entry_pk, scope.id, generation.id, image.pk)
     except BaseException:
         give_back_budget(scope.id)
         if image is not None:
@@ -400,6 +401,21 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
         raise
     servable = ServableImage.from_image(image)
     return LiveOutcome(servable, "MISS", generation.id, state)
+
+
+@retry_on_deadlock
+def _link_generated(entry_pk, scope_id, generation_id, image_pk):
+    """Make a generated image the claimed key's and the scope's; ServiceUnavailable when the claim went away."""
+    with database.atomic():
+        linked = (
+            LiveCacheEntry.update(image=image_pk, generation_id=generation_id)
+            .where((LiveCacheEntry.pk == entry_pk) & LiveCacheEntry.image.is_null())
+            .execute()
+        )
+        if not linked:
+            raise ServiceUnavailable("The scope changed while the image was generated; retry.")
+        update_image_rows([image_pk], live_scope_id=scope_id)
+        LiveScope.update(last_generated_at=utcnow()).where(LiveScope.id == scope_id).execute()
 
 
 # --- GET /api/v1/live ----------------------------------------------------------
