@@ -7,11 +7,12 @@ from peewee import OperationalError
 from goodeye import create_app
 from goodeye.config import load_settings
 from goodeye.context import current_context
+from goodeye.errors import RateLimited
 from goodeye.identity.service import create_org, create_project
 from goodeye.live import scopes
 from goodeye.live import service as live
 from goodeye.migrations import migrate
-from goodeye.models import Image, LiveScope
+from goodeye.models import Image, LiveScope, Project
 
 SCOPE = "hero"
 
@@ -101,3 +102,17 @@ def test_a_new_scope_whose_transaction_deadlocks_charges_its_client_once(tmp_pat
         limit, counter = live._client_limit(ctx, project_id, "203.0.113.7")
         state = ctx.limiter.peek(limit, *counter)
         assert state.limit - state.remaining == 1
+
+
+def test_a_client_past_its_limit_is_refused_alike_for_a_known_scope_and_a_new_one(ctx, project_id):
+    Project.update(live_generations_per_ip_per_hour=1).where(Project.id == project_id).execute()
+    _live_image(ctx, project_id)
+    refusals = []
+    for slug in (SCOPE, "new-scope"):  # tested before the budget is taken; taken with the new scope
+        with pytest.raises(RateLimited) as refused:
+            live.serve_live(ctx, project_id, True, slug, live.LiveRequest("another prompt"), "203.0.113.7")
+        refusals.append((refused.value.code, refused.value.message, sorted(refused.value.headers)))
+    assert refusals[0] == refusals[1]
+    assert refusals[0][:2] == ("IP_RATE_LIMIT_EXCEEDED", "At most 1/hour new live images per client address.")
+    assert "Retry-After" in refusals[0][2]
+    assert LiveScope.get_or_none(LiveScope.slug == "new-scope") is None

@@ -226,7 +226,7 @@ def _create_scope_attempt(ctx, project_id, slug, cache_key, params, ip, hits):
         if scope is not None:
             return scope, None, taken
         # Refused here, the transaction leaves nothing behind: no scope.
-        state = taken if taken is not None else _hit_ip_limit(ctx, project_id, ip)
+        state = taken if taken is not None else _ip_limit(ctx, project_id, ip, take=True)
         hits[:] = [state]
         scope = LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, meta="{}")
         entry_pk = LiveCacheEntry.insert(
@@ -323,10 +323,10 @@ def _client_limit(ctx, project_id, ip):
     return live_generation_limit(ctx.settings, project_id), (LIVE_LIMIT_NAMESPACE, str(project_id), ip)
 
 
-def _hit_ip_limit(ctx, project_id, ip):
-    """Take one of the client's live generations; RateLimited when none is left."""
+def _ip_limit(ctx, project_id, ip, *, take):
+    """The client's live-generation limit, taking one generation when `take`; RateLimited when none is left."""
     limit, counter = _client_limit(ctx, project_id, ip)
-    state = ctx.limiter.hit(limit, *counter)
+    state = (ctx.limiter.hit if take else ctx.limiter.peek)(limit, *counter)
     if not state.allowed:
         raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
     return state
@@ -376,12 +376,7 @@ def _claim_or_wait(ctx, project_id, scope, cache_key, params):
 
 def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
     """Generate the claimed key's image; `ip_state` is the client's limit when serve_live took it already."""
-    state = ip_state
-    if state is None:
-        limit, counter = _client_limit(ctx, project_id, ip)
-        state = ctx.limiter.peek(limit, *counter)
-        if not state.allowed:
-            raise _rate_limited("IP_RATE_LIMIT_EXCEEDED", f"At most {limit} new live images per client address.", state)
+    state = ip_state if ip_state is not None else _ip_limit(ctx, project_id, ip, take=False)
     if not take_budget(scope.id):
         raise _rate_limited(
             "SCOPE_GENERATION_LIMIT_EXCEEDED",
@@ -391,7 +386,7 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
     image = None
     try:
         if ip_state is None:
-            state = _hit_ip_limit(ctx, project_id, ip)
+            state = _ip_limit(ctx, project_id, ip, take=True)
         generation, image = generate_live_image(ctx, live.params(), project_id, ip)
         _link_generated(entry_pk, scope.id, generation.id, image.pk)
     except BaseException:
