@@ -10,7 +10,12 @@ from urllib.parse import unquote, urlparse
 from peewee import DatabaseProxy, OperationalError, SqliteDatabase
 from playhouse.pool import PooledMySQLDatabase
 
+from goodeye.files import SECRET_FILE_MODE, make_private_dir
+
 database = DatabaseProxy()
+
+# SQLite's name for a database in memory, which no file holds.
+MEMORY = ":memory:"
 
 # InnoDB rolled the whole transaction back (deadlock 1213), or a statement timed out
 # waiting for a lock (1205); when that happened inside a savepoint, peewee's rollback
@@ -37,9 +42,9 @@ def make_database(url, pool_size=8):
         path = sqlite_path(url)
         if not path:
             raise DatabaseUrlError("the SQLite URL names no file")
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-        _owner_only(path)
+        if path != MEMORY:
+            make_private_dir(os.path.dirname(os.path.abspath(path)))
+            _owner_only(path)
         # IMMEDIATE: a write transaction takes the write lock up front, so two
         # processes never deadlock upgrading a read lock; WAL lets readers go on.
         return SqliteDatabase(
@@ -68,12 +73,15 @@ def make_database(url, pool_size=8):
 
 def _owner_only(path):
     """Create the SQLite file readable by its owner alone (it holds the token secret and key hashes)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, SECRET_FILE_MODE))
+    except PermissionError:
+        return  # another user's file we may only read: SQLite says what it can do with it
     # SQLite gives the -wal and -shm files it creates the mode of the database file;
     # ones an older version left world-readable are narrowed too.
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     for name in (path, f"{path}-wal", f"{path}-shm"):
         try:
-            os.chmod(name, 0o600)
+            os.chmod(name, SECRET_FILE_MODE)
         except (FileNotFoundError, PermissionError):  # absent, or another user's file to keep as it is
             pass
 

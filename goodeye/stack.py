@@ -17,15 +17,13 @@ import jinja2
 
 from goodeye import console
 from goodeye.config import check_serving, load_settings
+from goodeye.files import DATA_DIR_MODE, make_private_dir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NGINX_TEMPLATE = os.path.join(REPO_ROOT, "nginx", "goodeye.conf.j2")
 
 
-# Who may read what the stack keeps: the app's user, and its group (give nginx's user that
-# group when it runs as another user); never the world. The data dir holds the SQLite file
-# (the token secret, key hashes) and the bytes of private images.
-DATA_DIR_MODE = 0o750
+# Files the processes create are readable by the app's group at most (goodeye/files.py).
 PROCESS_UMASK = 0o027
 SOCKET_UMASK = "0o117"
 
@@ -141,7 +139,8 @@ class Stack:
         """Start every part and wait until /readyz answers through nginx."""
         check_serving(self.settings)
         for directory in (self.settings.data_dir, self.settings.run_dir, self.settings.blob_dir):
-            os.makedirs(directory, exist_ok=True)
+            make_private_dir(directory)
+            # Its own directories are narrowed even when an older version made them wider.
             os.chmod(directory, DATA_DIR_MODE)
         nginx = find_nginx()
         conf = os.path.join(self.settings.run_dir, "nginx.conf")

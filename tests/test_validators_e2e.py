@@ -126,3 +126,33 @@ def test_the_sqlite_file_is_its_owners_alone(tmp_path):
     db.close()
     assert _mode(path) == 0o600
     assert _mode(path.parent) & 0o007 == 0
+
+
+def test_an_in_memory_sqlite_database_makes_no_file(tmp_path, monkeypatch):
+    from goodeye.db import make_database
+
+    monkeypatch.chdir(tmp_path)
+    db = make_database("sqlite:///:memory:")
+    db.connect()
+    assert db.execute_sql("SELECT 1").fetchone() == (1,)
+    db.close()
+    assert os.listdir(tmp_path) == []
+
+
+def test_another_users_sqlite_file_is_left_as_it_is(tmp_path, monkeypatch):
+    from goodeye.db import make_database
+
+    path = tmp_path / "theirs.sqlite3"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    real_open = os.open
+
+    def readable_only(name, flags, *args):
+        # Theirs to write: what os.open says to any other user (root would be let through).
+        if os.fspath(name) == str(path) and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(os, "open", readable_only)
+    make_database(f"sqlite:///{path}")
+    assert _mode(path) == 0o644

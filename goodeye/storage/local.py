@@ -5,7 +5,7 @@ import tempfile
 
 from goodeye.storage.interface import BlobStorage, StorageUnavailable
 
-BLOB_MODE = 0o640
+from goodeye.files import SERVED_FILE_MODE as BLOB_MODE
 
 
 class LocalStorage(BlobStorage):
