@@ -112,3 +112,22 @@ def test_a_non_editable_install_ships_every_static_file():
     for name in os.listdir(console.STATIC_DIR):
         assert os.path.isfile(os.path.join(console.STATIC_DIR, name)), f"{name}: package_data globs are flat"
         assert any(fnmatch.fnmatch(f"static/{name}", pattern) for pattern in patterns), name
+
+
+def test_flask_serves_only_static_files_of_a_known_type(tmp_path, monkeypatch):
+    from goodeye import create_app
+    from goodeye.config import load_settings
+    from goodeye.console import views
+
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "app.js").write_bytes(b"export {};\n")
+    (static / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (static / "notes").write_bytes(b"left behind\n")
+    monkeypatch.setattr(views, "STATIC_DIR", str(static))
+    client = create_app(load_settings({"GOODEYE_DATA_DIR": str(tmp_path / "data"), "GOODEYE_ACCEL": "off"})).test_client()
+    base = f"/console/{console.asset_version()}"
+    assert client.get(f"{base}/app.js").data == b"export {};\n"
+    for name in (".DS_Store", "notes"):
+        response = client.get(f"{base}/{name}")
+        assert (response.status_code, response.json["error"]["code"]) == (404, "not_found"), name

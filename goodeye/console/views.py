@@ -11,6 +11,7 @@ from flask import Blueprint, Response, request
 from goodeye.console import (
     FAVICON_CACHE,
     IMMUTABLE,
+    MEDIA_TYPES,
     PAGES,
     REVALIDATE,
     SECURITY_HEADERS,
@@ -47,9 +48,10 @@ def docs_page():
 
 @bp.get("/console/<version>/<name>")
 def asset(version, name):
-    """A versioned static asset: only the current version exists."""
+    """A versioned static asset: only the current version exists, and only files of a known type."""
     path = os.path.join(STATIC_DIR, name)
-    if version != asset_version() or name in PAGES or not os.path.isfile(path):
+    known_type = name.rpartition(".")[2] in MEDIA_TYPES  # a stray file (.DS_Store) is no asset
+    if version != asset_version() or name in PAGES or not known_type or not os.path.isfile(path):
         raise NotFound("No such endpoint.")
     with open(path, "rb") as handle:
         return _respond(handle.read(), name, IMMUTABLE)
@@ -57,6 +59,7 @@ def asset(version, name):
 
 @bp.get("/favicon.ico")
 def favicon():
+    """The site icon, at the path browsers ask for it."""
     with open(os.path.join(STATIC_DIR, "favicon.ico"), "rb") as handle:
         return _respond(handle.read(), "favicon.ico", FAVICON_CACHE)
 
