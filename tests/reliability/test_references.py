@@ -1,6 +1,6 @@
 """Shared blobs keep exactly one reference per image whatever races: concurrent deletes of one image,
-and a scope delete, the sweeper and an image delete reaching the same image at once. Another tenant
-who stored the same bytes never loses them."""
+a delete that finds the row already gone, and a scope delete, the sweeper and an image delete
+reaching the same image at once. Another tenant who stored the same bytes never loses them."""
 
 import io
 import json
@@ -14,7 +14,9 @@ from PIL import Image
 from goodeye.config import load_settings
 from goodeye.context import Context
 from goodeye.db import database, init_database
-from goodeye.models import utcnow
+from goodeye.errors import ImageNotFound
+from goodeye.images.service import delete_image, remove_images
+from goodeye.models import Image as ImageRow, utcnow
 from goodeye.sweeper import sweep
 from tests.reliability.conftest import start_reliability_stack
 from tests.reliability.helpers import ClientPool, DbProbe, sha256
@@ -65,9 +67,38 @@ def test_concurrent_deletes_of_an_image_release_its_blob_once(rel_stack, rel_db)
         assert refs == images, (sha, refs, images)
 
 
-@pytest.fixture(scope="module")
+def test_a_delete_that_finds_the_row_gone_releases_nothing(rel_stack, rel_db):
+    owner, victim = rel_stack.new_owner(), rel_stack.new_owner()
+    settings = load_settings(rel_stack.env)
+    init_database(settings)
+    ctx = Context.from_settings(settings)
+    data = _png()
+    with ClientPool(1) as pool:
+        session = pool.session()
+        kept = _upload(session, rel_stack, victim, data)
+        doomed = _upload(session, rel_stack, owner, data)
+        with database.connection_context():
+            image = ImageRow.get(ImageRow.id == doomed["id"])
+        # Another delete won: its transaction took the row and the row's reference.
+        rel_db.rows("DELETE FROM image WHERE id = ?", doomed["id"])
+        rel_db.rows("UPDATE `blob` SET refs = refs - 1 WHERE sha256 = ?", doomed["sha256"])
+        with database.connection_context():
+            assert remove_images(ctx, [image]) == 0
+            with pytest.raises(ImageNotFound):
+                delete_image(ctx, image.project_id, image.id)
+        gone = session.delete(f"{rel_stack.url}/v1/images/{doomed['id']}", headers=owner.headers)
+        assert gone.status_code == 404
+        assert rel_db.blob_refs()[sha256(data)] == 1
+        assert _bytes_of(session, rel_stack, victim, kept) == data
+
+
+@pytest.fixture()
 def live_stack(stack_root, mysql_databases, database_kind):
-    """A stack whose per-IP live limit leaves room for a live image per round."""
+    """A stack of the test's own, whose per-IP live limit leaves room for a live image per round.
+
+    Its own: the race's sweep, told it is hours later, purges every image with a TTL
+    on the stack, and the blobs check repairs whatever drift it finds there.
+    """
     running = start_reliability_stack(stack_root, mysql_databases, database_kind, GOODEYE_LIVE_GENERATION_LIMIT="1000/hour")
     yield running
     running.stack.stop()
