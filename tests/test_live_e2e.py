@@ -24,6 +24,7 @@ from tests.live_helpers import (
     live_get,
     live_url,
     new_scope_slug,
+    random_loopback,
     scope_of,
     start_live_stack,
     unique,
@@ -276,8 +277,15 @@ def default_limit_stack(stack_root, mysql_databases, database_kind):
 
 def test_refused_requests_create_no_scope(default_limit_stack):
     stack, owner = default_limit_stack, default_limit_stack.new_owner()
-    with client() as address, ThreadPoolExecutor(14) as pool:
-        statuses = list(pool.map(lambda n: live_get(stack, owner.project, f"new-{n}", unique("p"), session=address).status_code, range(14)))
+    address = random_loopback()
+
+    def new_scope(n):
+        # One session per thread (a Session is not thread-safe), all from the one client address.
+        with client(address) as session:
+            return live_get(stack, owner.project, f"new-{n}", unique("p"), session=session).status_code
+
+    with ThreadPoolExecutor(14) as pool:
+        statuses = list(pool.map(new_scope, range(14)))
     assert sorted(statuses) == [200] * 10 + [429] * 4
     scopes = api(stack, owner, "GET", "/live/scopes?limit=100").json()["pagination"]["total"]
     assert scopes == 10
