@@ -304,11 +304,11 @@ def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
             updates = {**updates, "alias": alias}
         if "filename" in updates:
             updates = {**updates, "filename": clean_filename(updates["filename"], image.ext)}
-        for field, value in updates.items():
-            setattr(image, field, value)
+        for name, value in updates.items():
+            setattr(image, name, value)
         image.updated_at = now
         # Only the columns this request changes: a concurrent alias move must not be undone.
-        columns = [getattr(Image, field) for field in (*updates, "updated_at")]
+        columns = [getattr(Image, name) for name in (*updates, "updated_at")]
         if "filename" not in updates:
             image.save(only=columns)
             return image
