@@ -40,6 +40,13 @@ def _networks(raw):
     return tuple(str(ipaddress.ip_network(item, strict=False)) for item in _list(raw))
 
 
+def _sizes(raw):
+    sizes = tuple(sorted({int(item) for item in _list(raw)}))
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"not a list of positive pixel sizes: {raw!r}")
+    return sizes
+
+
 def _nginx_size(raw):
     value = raw.strip().lower()
     if not re.fullmatch(r"[1-9][0-9]*[kmg]?", value):
@@ -111,6 +118,15 @@ class Settings:
     )
     live_generation_limit: str = _setting(
         "GOODEYE_LIVE_GENERATION_LIMIT", _str, "10/hour", "Live-URL generations (cache MISSes) per client IP."
+    )
+    variant_sizes: tuple = _setting(
+        "GOODEYE_VARIANT_SIZES",
+        _sizes,
+        (16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840),
+        "The pixel sizes `w` and `h` of a variant may take (comma separated).",
+    )
+    variant_render_limit: str = _setting(
+        "GOODEYE_VARIANT_RENDER_LIMIT", _str, "200/hour", "New variant renders per client IP for callers without a key."
     )
     fetch_allowlist: tuple = _setting(
         "GOODEYE_FETCH_ALLOWLIST", _list, (), "Hosts whose provider image URLs may be fetched and hosted (comma separated)."

@@ -1,5 +1,6 @@
 """What every service function needs, built once in create_app() (or by the CLI)."""
 
+import os
 from dataclasses import dataclass
 
 from flask import current_app
@@ -10,6 +11,7 @@ from goodeye.ratelimit import RateLimiter
 from goodeye.serving.links import LinkIndex
 from goodeye.serving.tokens import TokenSigner
 from goodeye.storage import BlobStorage, create_storage
+from goodeye.variants.slots import RenderSlots
 
 
 @dataclass
@@ -23,6 +25,7 @@ class Context:
     generators: GeneratorRegistry
     tokens: TokenSigner
     links: LinkIndex | None
+    render_slots: RenderSlots
 
     @classmethod
     def from_settings(cls, settings):
@@ -41,6 +44,7 @@ class Context:
             tokens=TokenSigner(),
             # nginx's fast path serves public images from hard links to local blobs.
             links=LinkIndex(settings.link_dir, storage.path) if settings.storage == "local" else None,
+            render_slots=RenderSlots(os.path.join(settings.run_dir, "render-slots")),
         )
 
 

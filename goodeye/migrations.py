@@ -9,7 +9,17 @@ import secrets
 from playhouse.migrate import SchemaMigrator, migrate as migrate_schema
 
 from goodeye.db import database
-from goodeye.models import CORE_MODELS, LIVE_MODELS, Generation, Image, Project, RateLimitCounter, SchemaMigration, ServerSecret
+from goodeye.models import (
+    CORE_MODELS,
+    LIVE_MODELS,
+    Generation,
+    Image,
+    Project,
+    RateLimitCounter,
+    SchemaMigration,
+    ServerSecret,
+    Variant,
+)
 
 
 def _create_core_tables():
@@ -44,12 +54,17 @@ def _add_limits_storage():
     _add_column_once(Project, Project.live_generations_per_ip_per_hour)
 
 
+def _create_variant_table():
+    database.create_tables([Variant], safe=True)
+
+
 MIGRATIONS = [
     (1, "core tables: org, project, api_key, blob, image", _create_core_tables),
     (2, "generation: one row per call to an image generator", _create_generation_table),
     (3, "live URLs: live_scope, live_cache_entry, prompt_url_cache, image.live_scope_id", _create_live_tables),
     (4, "server_secret: the key that signs serving tokens", _create_token_secret),
     (6, "rate_limit_counter (database:// limits), project.live_generations_per_ip_per_hour", _add_limits_storage),
+    (7, "variant: rendered sizes and formats of an original, by its sha256 and the render key", _create_variant_table),
 ]
 
 

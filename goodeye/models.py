@@ -209,3 +209,24 @@ class SchemaMigration(BaseModel):
 
 
 CORE_MODELS = [Org, Project, ApiKey, Blob, Image]
+
+
+class Variant(BaseModel):
+    """A rendered variant: (original's sha256, canonical render key) -> the variant's blob; no blob yet = rendering.
+
+    The variant's blob holds one reference (like an image's); both go when the original's blob is reclaimed.
+    """
+
+    pk = AutoField()
+    source_sha256 = CharField(max_length=64)
+    params = CharField(max_length=64)
+    variant_sha256 = CharField(max_length=64, null=True)
+    content_type = CharField(max_length=32, null=True)
+    size_bytes = BigIntegerField(null=True)
+    width = IntegerField(null=True)
+    height = IntegerField(null=True)
+    claimed_at = PreciseDateTimeField(default=utcnow)
+    created_at = PreciseDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("source_sha256", "params"), True),)

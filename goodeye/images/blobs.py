@@ -1,7 +1,8 @@
 """Reference-counted, content-addressed blobs.
 
-Every image holds one reference to the blob of its bytes, and nothing else
-holds any (cache entries and links name images, not blobs). A reference is
+Every image holds one reference to the blob of its bytes, and so does every
+rendered variant to the blob of its own (cache entries and links name images,
+not blobs; a variant goes with the blob it was rendered from). A reference is
 taken in the same transaction that inserts the image, with the blob row locked
 while the bytes are written; it is released in the transaction that deletes
 the image row, and only when that DELETE removed the row (goodeye/images/service.py
@@ -11,12 +12,13 @@ same bytes either sees the row and keeps the file, or waits and writes it again.
 check_blobs recounts all of it from the image rows (`goodeye admin blobs check`).
 """
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from peewee import fn
 
 from goodeye.db import database, for_update, is_sqlite, retry_on_deadlock
-from goodeye.models import Blob, Image
+from goodeye.models import Blob, Image, Variant
 from goodeye.storage import StorageUnavailable
 
 
@@ -46,7 +48,29 @@ def release_blobs(counts):
         Blob.update(refs=Blob.refs - count).where(Blob.sha256 == sha256).execute()
         if Blob.delete().where((Blob.sha256 == sha256) & (Blob.refs <= 0)).execute():
             unreferenced.append(sha256)
-    return unreferenced
+    variants = _drop_variants(unreferenced)
+    return unreferenced + (release_blobs(variants) if variants else [])
+
+
+def _drop_variants(source_sha256s):
+    """Delete the variants rendered from these blobs; the references they held (sha256 -> how many)."""
+    if not source_sha256s:
+        return Counter()
+    rows = list(Variant.select(Variant.pk, Variant.variant_sha256).where(Variant.source_sha256.in_(source_sha256s)).tuples())
+    held = Counter()
+    for pk, variant_sha256 in rows:
+        # Each row's own DELETE decides, as for images: a row another transaction took releases nothing here.
+        if Variant.delete().where(Variant.pk == pk).execute() and variant_sha256:
+            held[variant_sha256] += 1
+    return held
+
+
+def _holders():
+    """sha256 -> how many image and variant rows hold a reference to it."""
+    held = Counter(dict(Image.select(Image.sha256, fn.COUNT(Image.pk)).group_by(Image.sha256).tuples()))
+    stored = Variant.variant_sha256.is_null(False)
+    held.update(dict(Variant.select(Variant.variant_sha256, fn.COUNT(Variant.pk)).where(stored).group_by(Variant.variant_sha256).tuples()))
+    return held
 
 
 def reclaim_if_unreferenced(storage, sha256):
@@ -88,13 +112,13 @@ class BlobReport:
 
 
 def check_blobs(storage, repair=False):
-    """Recompute every blob's references from the image rows and compare them with the rows and the store.
+    """Recompute every blob's references from the image and variant rows and compare them with the rows and the store.
 
     With `repair`: counts are set to the images that hold each blob, a missing
     row is made again, rows and bytes that no image references are deleted.
     Bytes that are gone cannot be repaired; they stay in the report.
     """
-    held = dict(Image.select(Image.sha256, fn.COUNT(Image.pk)).group_by(Image.sha256).tuples())
+    held = _holders()
     rows = dict(Blob.select(Blob.sha256, Blob.refs).tuples())
     stored = {sha256 for sha256, _modified in storage.iter_blobs()}
     report = BlobReport(blob_rows=len(rows), images=sum(held.values()))
@@ -118,17 +142,18 @@ def check_blobs(storage, repair=False):
 
 @retry_on_deadlock
 def _recount(sha256):
-    """Set one blob's row to the images that hold it, under its lock; whether the row went (no image left)."""
+    """Set one blob's row to the images and variants that hold it, under its lock; whether the row went (none left)."""
     with database.atomic():
         # The lock comes first, so the count below sees every transaction that
         # took or released a reference before us, and none can change it until we commit.
         row = for_update(Blob.select().where(Blob.sha256 == sha256)).first()
-        images = Image.select(Image.sha256, Image.size_bytes, Image.content_type).where(Image.sha256 == sha256)
-        count = images.count()
+        images = Image.select(Image.size_bytes, Image.content_type).where(Image.sha256 == sha256)
+        variants = Variant.select(Variant.size_bytes, Variant.content_type).where(Variant.variant_sha256 == sha256)
+        count = images.count() + variants.count()
         if count == 0:
             return Blob.delete().where(Blob.sha256 == sha256).execute() > 0
         if row is None:
-            sample = images.first()
+            sample = images.first() or variants.first()
             Blob.insert(sha256=sha256, size_bytes=sample.size_bytes, content_type=sample.content_type, refs=count).execute()
         else:
             Blob.update(refs=count).where(Blob.sha256 == sha256).execute()

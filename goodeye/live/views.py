@@ -9,6 +9,7 @@ from goodeye.identity.auth import optional_project_id, required_project_id
 from goodeye.live import scopes, service
 from goodeye.serving import decide
 from goodeye.serving.respond import blob_response
+from goodeye.variants.serving import as_variant, decision, requested_variant, vary_headers
 
 bp = Blueprint("live", __name__)
 
@@ -16,25 +17,30 @@ bp = Blueprint("live", __name__)
 @bp.get("/cdn/<org>/<project>/img/<path:name>")
 def cdn_image(org, project, name):
     ctx = current_context()
-    optional_project_id()  # public by design, but a key that is sent must be a valid one (DESIGN §3)
+    project_id = optional_project_id()  # public by design, but a key that is sent must be a valid one (DESIGN §3)
     image = service.find_cdn_image(org, project, name)
-    return blob_response(ctx, image, service.cdn_cache_control(image))
+    spec = requested_variant(ctx)
+    image = as_variant(ctx, image, spec, anonymous=project_id is None)
+    return blob_response(ctx, image, service.cdn_cache_control(image), extra_headers=vary_headers(spec))
 
 
 @bp.get("/cdn/<org>/<project>/live/<scope>")
 def cdn_live(org, project, scope):
     ctx = current_context()
-    optional_project_id()  # as for /cdn images: a wrong key is refused, never taken as anonymity
+    caller = optional_project_id()  # as for /cdn images: a wrong key is refused, never taken as anonymity
+    # Before anything is generated: a bad variant parameter leaves nothing behind.
+    spec = requested_variant(ctx)
     service.check_scope_slug(scope)
     live = service.parse_live_query(request.args)
     project_id, allow_new_scopes = service.resolve_project(org, project)
     image = service.find_cached(live.cache_key(project_id, scope))
-    if image is not None:
-        return blob_response(ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope)
-    outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
-    if outcome.cache_status == "HIT":
-        return blob_response(ctx, outcome.image, service.cdn_cache_control(outcome.image), cache_status="HIT", scope=scope)
-    return _miss_response(ctx, outcome, scope)
+    if image is None:
+        outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
+        if outcome.cache_status != "HIT":
+            return _miss_response(ctx, outcome, scope, spec, anonymous=caller is None)
+        image = outcome.image
+    image = as_variant(ctx, image, spec, anonymous=caller is None)
+    return blob_response(ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec))
 
 
 @bp.get("/_goodeye/decide/img/<org>/<project>/<path:name>")
@@ -49,7 +55,7 @@ def decide_cdn_image(org, project, name):
     # An alias moves between images: its decision is never kept. A filename names
     # one image for life (a new image with a freed name has a new link).
     keep = not name.startswith("@")
-    return decide.granted(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=keep)
+    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=keep)
 
 
 @bp.get("/_goodeye/decide/live/<org>/<project>/<scope>")
@@ -65,14 +71,14 @@ def decide_cdn_live(org, project, scope):
         return decide.pass_to_app()
     if image is None:
         return decide.pass_to_app()
-    return decide.granted(ctx, image, lambda now: service.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
+    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
 
 
-def _miss_response(ctx, outcome, scope):
+def _miss_response(ctx, outcome, scope, spec, *, anonymous):
     # Flask streams a MISS itself: X-Generation-Id and X-RateLimit-* would not
     # survive an X-Accel-Redirect (DESIGN §8), and MISSes are rare by design.
-    extra = {"X-Generation-Id": outcome.generation_id, **outcome.limit_state.headers()}
-    image = outcome.image
+    extra = {"X-Generation-Id": outcome.generation_id, **outcome.limit_state.headers(), **vary_headers(spec)}
+    image = as_variant(ctx, outcome.image, spec, anonymous=anonymous)
     return blob_response(
         ctx, image, service.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
     )

@@ -18,7 +18,7 @@ import tempfile
 
 
 class LinkIndex:
-    """links/{token[:2]}/{token}~{sha256[:16]}[~{expiry, epoch seconds}] -> the blob's inode."""
+    """links/{token[:2]}/{token}~{sha256[:16]}[~{expiry, epoch seconds}][~v{variant's sha256}] -> the blob's inode."""
 
     def __init__(self, root, blob_path):
         self.root = os.path.abspath(root)
@@ -43,6 +43,39 @@ class LinkIndex:
             # No blob on disk (yet): without a link the full check serves it.
             name = None
         self._remove_names(token, keep=name)
+
+    def add_variant(self, token, sha256, expires_at, variant_sha256):
+        """Link a variant of the token's image (named after the image's link, removed with it); the relative path, None without a blob."""
+        relative = f"{self.relative_path(token, sha256, expires_at)}~v{variant_sha256}"
+        path = os.path.join(self.root, relative)
+        if os.path.exists(path):
+            return relative
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.link(self.blob_path(variant_sha256), path)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            return None
+        return relative
+
+    def discard(self, relative_path):
+        """Drop one link by its relative path; no error when it is gone."""
+        try:
+            os.unlink(os.path.join(self.root, relative_path))
+        except FileNotFoundError:
+            pass
+
+    def remove_variants(self, tokens=None):
+        """Drop the variants' links of these tokens (None: of every token)."""
+        wanted = None if tokens is None else set(tokens)
+        for directory, _subdirs, files in os.walk(self.root):
+            for name in files:
+                if "~v" in name and (wanted is None or name.split("~")[0] in wanted):
+                    try:
+                        os.unlink(os.path.join(directory, name))
+                    except FileNotFoundError:
+                        pass
 
     def remove(self, token):
         """Drop the token's link; no error when there is none."""

@@ -8,6 +8,7 @@ from goodeye.http import bearer_key
 from goodeye.serving import decide
 from goodeye.serving.check import cache_control, find_by_token, find_for_request
 from goodeye.serving.respond import blob_response
+from goodeye.variants.serving import as_variant, decision, requested_variant, vary_headers
 
 bp = Blueprint("serving", __name__)
 
@@ -16,8 +17,12 @@ bp = Blueprint("serving", __name__)
 def serve(name):
     # The extension is cosmetic: the token is everything before the first dot.
     ctx = current_context()
-    image = find_for_request(ctx.tokens, name.partition(".")[0], bearer_key())
-    return blob_response(ctx, image, cache_control(ctx.settings, image))
+    key = bearer_key()
+    image = find_for_request(ctx.tokens, name.partition(".")[0], key)
+    # Parsed after the lookup, as nginx's fast path does: a missing image is a 404 whatever the query.
+    spec = requested_variant(ctx)
+    image = as_variant(ctx, image, spec, anonymous=key is None)
+    return blob_response(ctx, image, cache_control(ctx.settings, image), extra_headers=vary_headers(spec))
 
 
 @bp.get("/_goodeye/decide/v1/<token>")
@@ -32,4 +37,4 @@ def decide_v1(token):
     if image.visibility != "public":
         # Not kept: making it public must take effect on the next request.
         return decide.refused(401, keep=False)
-    return decide.granted(ctx, image, lambda now: cache_control(ctx.settings, image, now))
+    return decision(ctx, image, lambda now: cache_control(ctx.settings, image, now))

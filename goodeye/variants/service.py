@@ -1,0 +1,154 @@
+"""Find or render an image's variant: once per (original's bytes, render key) across every process and node.
+
+The first request of a variant inserts a claim row under the UNIQUE key
+(source sha256, render key); concurrent requests of the same variant find the
+claim and wait for its blob (on any node, since the row is in the database).
+The winner renders in one of the node's render slots, stores the bytes as a
+blob with one reference, and fills the row in. A failed render deletes its
+claim, so the next request tries again.
+"""
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from peewee import IntegrityError
+
+from goodeye.db import database, fetch_one
+from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
+from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced
+from goodeye.models import Variant, utcnow
+from goodeye.variants.params import accepted_formats
+from goodeye.variants.render import render
+
+RENDER_LIMIT_NAMESPACE = "variant-render"
+POLL_SECONDS = 0.05
+# Concurrent requests of one variant wait this long for its render (well inside nginx's upstream timeout).
+CLAIM_WAIT_SECONDS = 30
+# A claim older than this has lost its renderer (gunicorn's worker timeout is shorter).
+STALE_CLAIM = timedelta(seconds=120)
+RETRY_SOON = {"Retry-After": "2"}
+
+
+@dataclass(frozen=True)
+class _BlobInfo:
+    sha256: str
+    size_bytes: int
+    content_type: str
+
+
+class _ClaimLost(Exception):
+    """The claim row went away (its original was reclaimed) while the render ran."""
+
+
+def variant_of(ctx, image, spec, *, accept, anonymous_ip):
+    """`image` as its variant `spec` asks (same record; the variant's sha256, type and size), rendering it on first request.
+
+    `anonymous_ip` is the caller's address when the caller sent no key: its new
+    renders count against the per-IP limit.
+    """
+    render_spec = spec.resolve(image.content_type, accepted_formats(accept))
+    if render_spec.is_identity:
+        return image
+    row = find_variant(image.sha256, render_spec.key)
+    if row is None:
+        row = _render_once(ctx, image, render_spec, anonymous_ip)
+    sha256, content_type, size_bytes = row
+    return replace(image, sha256=sha256, content_type=content_type, size_bytes=size_bytes)
+
+
+def find_variant(source_sha256, key):
+    """(sha256, content type, size) of a rendered variant, or None."""
+    return fetch_one(
+        "variant",
+        lambda: Variant.select(Variant.variant_sha256, Variant.content_type, Variant.size_bytes).where(
+            (Variant.source_sha256 == "__source__") & (Variant.params == "__key__") & Variant.variant_sha256.is_null(False)
+        ),
+        source_sha256,
+        key,
+    )
+
+
+def _render_once(ctx, image, spec, anonymous_ip):
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    while True:
+        claim = _claim(image.sha256, spec.key)
+        if claim is not None:
+            break
+        row = find_variant(image.sha256, spec.key)
+        if row is not None:
+            return row
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("This variant is still being rendered; retry shortly.", headers=RETRY_SOON)
+        Variant.delete().where(
+            (Variant.source_sha256 == image.sha256)
+            & (Variant.params == spec.key)
+            & Variant.variant_sha256.is_null()
+            & (Variant.claimed_at < utcnow() - STALE_CLAIM)
+        ).execute()
+        time.sleep(POLL_SECONDS)
+    try:
+        if anonymous_ip is not None:
+            _count_render(ctx, anonymous_ip)
+        with ctx.render_slots.hold():
+            rendered = _render_original(ctx, image, spec)
+        return _store(ctx, claim, rendered)
+    except BaseException:
+        Variant.delete().where((Variant.pk == claim) & Variant.variant_sha256.is_null()).execute()
+        raise
+
+
+def _claim(source_sha256, key):
+    try:
+        with database.atomic():
+            return Variant.insert(source_sha256=source_sha256, params=key, claimed_at=utcnow()).execute()
+    except IntegrityError:
+        return None
+
+
+def _count_render(ctx, ip):
+    limit = ctx.settings.variant_render_limit
+    state = ctx.limiter.hit(limit, RENDER_LIMIT_NAMESPACE, ip)
+    if not state.allowed:
+        headers = {**state.headers(), "Retry-After": str(max(1, state.reset_seconds))}
+        raise RateLimited(f"At most {limit} new variants per client address.", code="IP_RATE_LIMIT_EXCEEDED", headers=headers)
+
+
+def _render_original(ctx, image, spec):
+    try:
+        source = ctx.storage.open(image.sha256)
+    except FileNotFoundError:
+        raise ImageNotFound() from None
+    with source:
+        if not source.seekable():
+            # Pillow seeks while decoding; an S3 body streams forward only.
+            source = io.BytesIO(source.read())
+        return render(source, spec, ctx.settings.max_pixels)
+
+
+def _store(ctx, claim, rendered):
+    info = _BlobInfo(hashlib.sha256(rendered.data).hexdigest(), len(rendered.data), rendered.content_type)
+    try:
+        with database.atomic():
+            acquire_blob(ctx.storage, info, rendered.data)
+            filled = (
+                Variant.update(
+                    variant_sha256=info.sha256,
+                    content_type=info.content_type,
+                    size_bytes=info.size_bytes,
+                    width=rendered.width,
+                    height=rendered.height,
+                    created_at=utcnow(),
+                )
+                .where((Variant.pk == claim) & Variant.variant_sha256.is_null())
+                .execute()
+            )
+            if not filled:
+                raise _ClaimLost()
+    except _ClaimLost:
+        # The reference was rolled back; the bytes may have been written for nothing.
+        reclaim_if_unreferenced(ctx.storage, info.sha256)
+        raise ImageNotFound() from None
+    return info.sha256, info.content_type, info.size_bytes
