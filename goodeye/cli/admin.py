@@ -17,6 +17,7 @@ from goodeye.images.blobs import check_blobs
 from goodeye.models import iso
 from goodeye.projects import service as projects
 from goodeye.storage import create_storage
+from goodeye.variants import service as variant_service
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,29 @@ def blobs_check(settings, repair, as_json):
     # What --repair cannot fix (bytes that are gone) still fails the command.
     if report.missing_files if repair else report.drift():
         raise SystemExit(1)
+
+
+@admin.group(cls=GoodeyeGroup)
+def variants():
+    """Rendered sizes and formats of images."""
+
+
+@variants.command("purge")
+@click.option("--image", "image_id", metavar="ID", help="Only the variants of this image's bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def variants_purge(settings, image_id, as_json):
+    """Delete rendered variants (they are rendered again on their next request)."""
+    purged = variant_service.purge_variants(Context.from_settings(settings), image_id)
+    emit(as_json, {"purged": purged}, f"purged\t{purged}")
+
+
+@variants.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def variants_stats(as_json):
+    """How many variants are stored and rendering, and their bytes."""
+    stats = variant_service.variant_stats()
+    emit(as_json, stats, "\n".join(f"{name}\t{value}" for name, value in stats.items()))
 
 
 @admin.command("sweep")

@@ -8,10 +8,14 @@ import sys
 import tempfile
 
 import click
+from werkzeug.datastructures import MultiDict
 
 from goodeye.cli.common import PERMANENT, Ttl, emit, fail
 from goodeye.cli.remote import EXIT_API_ERROR, EXIT_NOT_CONFIRMED, RemoteGroup, exit_code_for, remote_command
 from goodeye.client import ClientError
+from goodeye.config import ConfigError, load_settings
+from goodeye.errors import InvalidRequest
+from goodeye.variants.params import VariantSpec, parse_variant_params
 
 VISIBILITY = click.Choice(["private", "public"])
 # What a FILE argument that cannot be read is reported as (a usage error, exit 2).
@@ -19,6 +23,26 @@ NOT_A_FILE = "not_a_file"
 EXIT_USAGE = 2
 # Below this a progress bar would only flash.
 PROGRESS_MIN_BYTES = 1024 * 1024
+
+
+class VariantParams(click.ParamType):
+    """`w=640,fm=webp`: variant parameters, checked like a serving URL's (sizes from GOODEYE_VARIANT_SIZES)."""
+
+    name = "w=N,h=N,fit=F,fm=F"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, VariantSpec):
+            return value
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if not pairs or any(not sep for _name, sep, _value in pairs):
+            self.fail(f"{value!r} is not a list of name=value pairs", param, ctx)
+        try:
+            spec = parse_variant_params(MultiDict([(name.strip(), raw.strip()) for name, _sep, raw in pairs]), load_settings().variant_sizes)
+        except (InvalidRequest, ConfigError) as exc:
+            self.fail(str(exc), param, ctx)
+        if spec is None:
+            self.fail("name at least one of w, h, fit, fm", param, ctx)
+        return spec
 
 
 def image_line(record):
@@ -143,10 +167,15 @@ def list_images(source, visibility, limit, cursor, follow, client, as_json):
 
 @images.command("get")
 @click.argument("image_id")
+@click.option("--variant", type=VariantParams(), help="Print the URL of this variant, e.g. w=640,fm=webp.")
 @remote_command
-def get(image_id, client, as_json):
-    """Show one image record, one `field<TAB>value` per line."""
+def get(image_id, variant, client, as_json):
+    """Show one image record, one `field<TAB>value` per line (or a variant's URL)."""
     record = client.get_image(image_id)
+    if variant is not None:
+        url = f"{record['url']}?{variant.query()}"
+        emit(as_json, {"url": url}, url)
+        return
     lines = [f"{key}\t{'' if value is None else value}" for key, value in record.items() if not isinstance(value, dict)]
     emit(as_json, record, "\n".join(lines))
 

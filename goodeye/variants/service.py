@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from goodeye.db import database, fetch_one
 from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
-from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced
-from goodeye.models import Variant, utcnow
+from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, release_blob
+from goodeye.models import Image, Variant, utcnow
 from goodeye.variants.params import accepted_formats
 from goodeye.variants.render import render
 
@@ -152,3 +152,34 @@ def _store(ctx, claim, rendered):
         reclaim_if_unreferenced(ctx.storage, info.sha256)
         raise ImageNotFound() from None
     return info.sha256, info.content_type, info.size_bytes
+
+
+def purge_variants(ctx, image_id=None):
+    """Delete rendered variants (of one image's bytes, or all) and their blobs and links; how many went."""
+    query = Variant.select(Variant.pk, Variant.variant_sha256)
+    tokens = None
+    if image_id is not None:
+        image = Image.get_or_none(Image.id == image_id)
+        if image is None:
+            raise ImageNotFound(f"No image {image_id!r}.")
+        query = query.where(Variant.source_sha256 == image.sha256)
+        tokens = [row[0] for row in Image.select(Image.token).where(Image.sha256 == image.sha256).tuples()]
+    purged = 0
+    for pk, variant_sha256 in list(query.tuples()):
+        if Variant.delete().where(Variant.pk == pk).execute():
+            purged += 1
+            if variant_sha256:
+                release_blob(ctx.storage, variant_sha256)
+    if ctx.links is not None:
+        ctx.links.remove_variants(tokens)
+    return purged
+
+
+def variant_stats():
+    """How many variants are stored, how many are being rendered, and their bytes."""
+    stored = Variant.variant_sha256.is_null(False)
+    return {
+        "variants": Variant.select().where(stored).count(),
+        "rendering": Variant.select().where(~stored).count(),
+        "bytes": int(Variant.select(fn.COALESCE(fn.SUM(Variant.size_bytes), 0)).scalar() or 0),
+    }

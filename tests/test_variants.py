@@ -1,0 +1,143 @@
+"""Variants at the service level: parameters, Accept negotiation, and renders of a table of originals."""
+
+import io
+
+import pytest
+from PIL import Image
+from werkzeug.datastructures import MultiDict
+
+from goodeye.config import Settings
+from goodeye.errors import ImageTooLargeDimensions, InvalidRequest
+from goodeye.variants.params import VariantSpec, accepted_formats, parse_variant_params
+from goodeye.variants.render import render
+from tests import factories
+
+SIZES = Settings().variant_sizes
+
+
+def encode(im, fmt, **options):
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def animated(fmt):
+    frames = [Image.new("RGB", (120, 80), colour) for colour in ("red", "lime", "blue")]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0)
+
+
+def exif_rotated_jpeg():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90° clockwise: 300×200 stored, 200×300 shown
+    picture = Image.new("RGB", (300, 200), "blue")
+    picture.paste("red", (0, 0, 150, 200))  # the left half, which ends up on top
+    return encode(picture, "JPEG", exif=exif, quality=95)
+
+
+# name -> (content type, bytes, shown size, frames)
+ORIGINALS = {
+    "png-alpha": ("image/png", encode(Image.new("RGBA", (300, 200), (255, 0, 0, 128)), "PNG"), (300, 200), 1),
+    "cmyk-jpeg": ("image/jpeg", encode(Image.new("CMYK", (300, 200), (0, 255, 255, 0)), "JPEG"), (300, 200), 1),
+    "exif-rotated-jpeg": ("image/jpeg", exif_rotated_jpeg(), (200, 300), 1),
+    "animated-gif": ("image/gif", animated("GIF"), (120, 80), 3),
+    "animated-webp": ("image/webp", animated("WEBP"), (120, 80), 3),
+    "png-16-bit": ("image/png", encode(Image.new("I;16", (300, 200), 40000), "PNG"), (300, 200), 1),
+}
+
+PARAMETERS = [
+    # (query, expected size for a 300×200 / 200×300 / 120×80 original: a function of the shown size)
+    ({"w": "64"}, lambda w, h: (64, round(h * 64 / w))),
+    ({"h": "48", "fm": "webp"}, lambda w, h: (round(w * 48 / h), 48)),
+    ({"w": "64", "h": "64", "fit": "cover", "fm": "jpeg"}, lambda w, h: (64, 64)),
+    ({"w": "96", "fm": "avif"}, lambda w, h: (96, round(h * 96 / w))),
+    ({"w": "3840", "fm": "png"}, lambda w, h: (w, h)),  # never enlarged
+]
+
+PILLOW_NAMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF", "image/avif": "AVIF"}
+
+
+@pytest.mark.parametrize("original", list(ORIGINALS))
+@pytest.mark.parametrize("query,size", PARAMETERS, ids=lambda value: "&".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else "")
+def test_renders_have_the_asked_size_and_format(original, query, size):
+    content_type, data, shown, frames = ORIGINALS[original]
+    spec = parse_variant_params(MultiDict(query), SIZES).resolve(content_type)
+    rendered = render(io.BytesIO(data), spec, 50_000_000)
+    picture = Image.open(io.BytesIO(rendered.data))
+    assert PILLOW_NAMES[rendered.content_type] == picture.format
+    assert picture.size == size(*shown) == (rendered.width, rendered.height)
+    # Animation survives in WebP and the original's own format; other formats get the first frame.
+    keeps_animation = spec.fm in ("webp", spec.source_format)
+    assert getattr(picture, "n_frames", 1) == (frames if keeps_animation else 1)
+    assert not picture.getexif()
+    if original == "png-alpha" and spec.fm != "jpeg":
+        assert picture.convert("RGBA").getpixel((1, 1))[3] in range(120, 136)
+    if original == "png-alpha" and spec.fm == "jpeg":
+        assert picture.getpixel((1, 1))[1] > 100  # half-transparent red over white, not over black
+    if original == "cmyk-jpeg":
+        assert picture.mode.startswith("RGB")
+        red, green, blue = picture.convert("RGB").getpixel((1, 1))[:3]
+        assert red > 200 and green < 60 and blue < 60
+    if original == "png-16-bit":
+        assert abs(picture.convert("L").getpixel((1, 1)) - 40000 // 256) <= 3
+    if original == "exif-rotated-jpeg":
+        top = picture.convert("RGB").getpixel((picture.width // 2, 2))
+        assert top[0] > 200 and top[2] < 60  # the stored left half, on top once turned
+
+
+def test_the_colour_profile_is_carried_and_other_metadata_is_not():
+    original = factories.image_with_metadata("JPEG")
+    spec = parse_variant_params(MultiDict({"w": "64", "fm": "webp"}), SIZES).resolve("image/jpeg")
+    rendered = render(io.BytesIO(original), spec, 50_000_000)
+    picture = Image.open(io.BytesIO(rendered.data))
+    assert picture.info.get("icc_profile") == Image.open(io.BytesIO(original)).info["icc_profile"]
+    assert factories.SECRET not in rendered.data
+
+
+def test_an_original_over_the_pixel_limit_is_refused():
+    spec = VariantSpec(w=64).resolve("image/png")
+    with pytest.raises(ImageTooLargeDimensions):
+        render(io.BytesIO(factories.png((100, 100))), spec, 9_999)
+
+
+@pytest.mark.parametrize(
+    "query,named",
+    [
+        ({"w": "0"}, "16, 32, 48"),
+        ({"w": "641"}, "640, 750"),
+        ({"w": "abc"}, "3840"),
+        ({"h": "0640"}, "640"),
+        (MultiDict([("w", "640"), ("w", "640")]), "once"),
+        ({"w": "640", "fit": "cover"}, "both w and h"),
+        ({"fit": "contain"}, "scale-down, cover"),
+        ({"fm": "gif"}, "auto, webp, avif, jpeg, png"),
+        ({"fm": "svg"}, "auto, webp, avif, jpeg, png"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_what_is_allowed(query, named):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_variant_params(MultiDict(query), SIZES)
+    assert named in refused.value.message
+
+
+def test_no_variant_parameter_is_no_variant_and_others_are_ignored():
+    assert parse_variant_params(MultiDict({"v": "3", "prompt": "x"}), SIZES) is None
+    spec = parse_variant_params(MultiDict({"fm": "webp", "v": "3", "w": "640", "fit": "scale-down"}), SIZES)
+    assert spec == VariantSpec(w=640, fm="webp")
+    assert spec.query() == "w=640&fm=webp"
+
+
+@pytest.mark.parametrize(
+    "accept,chosen",
+    [
+        ("image/avif,image/webp,*/*", "avif"),
+        ("image/webp,*/*;q=0.8", "webp"),
+        ("image/avif;q=0,image/webp", "webp"),
+        ("*/*", "png"),
+        ("image/*", "png"),
+        (None, "png"),
+    ],
+)
+def test_auto_picks_the_format_accept_names(accept, chosen):
+    spec = VariantSpec(w=64, fm="auto")
+    assert spec.negotiated
+    assert spec.resolve("image/png", accepted_formats(accept)).fm == chosen
