@@ -155,6 +155,14 @@ def test_get_human_and_json(cli, png_file):
     assert as_json(cli("images", "get", record["id"], "--json")) == record
 
 
+def test_get_prints_a_variants_url_and_refuses_bad_parameters(cli, png_file):
+    record = uploaded(cli, png_file)
+    printed = cli("images", "get", record["id"], "--variant", "fm=webp,w=640")
+    assert printed.exit_code == 0 and printed.stdout.strip() == f"{record['url']}?w=640&fm=webp"
+    refused = cli("images", "get", record["id"], "--variant", "w=641")
+    assert refused.exit_code == 2 and "640, 750" in refused.stderr
+
+
 def test_get_unknown_id_exits_4(cli):
     result = cli("images", "get", "img_doesnotexist")
     assert result.exit_code == 4, (result.stdout, result.stderr)

@@ -26,5 +26,5 @@ def test_every_setting_is_documented_with_its_default():
     for env, default, _doc in settings_table():
         row = re.search(rf"^\| `{env}` \| ([^|]+) \|", text, re.M)
         assert row, f"{env} is missing from the README's configuration table"
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
         assert row.group(1).strip() == (f"`{shown}`" if shown else "(empty)"), env

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import secrets
 import time
 from datetime import datetime, timezone
@@ -66,6 +67,9 @@ def test_variants_have_their_size_format_and_headers(stack, owner, http):
     ranged = http.get(record["url"], params={"w": "128", "fm": "webp"}, headers={"Range": "bytes=0-9"})
     assert ranged.status_code == 206 and ranged.content == webp.content[:10]
     assert len(stack.blob_keys()) == before + 1
+    if stack.settings.accel == "nginx" and stack.settings.storage == "local":
+        # Served again from nginx's fast path: a link to the variant's blob, made by the kept decision.
+        assert [name for _dir, _subdirs, names in os.walk(stack.settings.link_dir) for name in names if "~v" in name]
 
     # No variant parameter: the original's bytes, whatever else the query says.
     assert http.get(record["url"], params={"v": "3"}).content == original.content
