@@ -15,6 +15,8 @@ pytestmark = pytest.mark.slow
 SCENARIOS = {
     "raw nginx",
     "public hot",
+    "raw nginx, variant bytes",
+    "variant served again",
     "public spread",
     "private + owner key",
     "cdn img @alias",
@@ -72,6 +74,12 @@ def test_quick_bench_writes_every_figure(tmp_path, database_kind):
     assert checks["private_vs_flask_streaming"] == round(private_rps / scenarios["flask streaming, private + key"]["requests_per_s"], 3)
     assert checks["private_vs_flask_streaming_public"] == round(private_rps / scenarios["flask streaming (accel off)"]["requests_per_s"], 3)
     assert checks["private_vs_check_without_db"] == round(private_rps / scenarios["unknown token (404)"]["requests_per_s"], 3)
+    served_variant = scenarios["variant served again"]["requests_per_s"]
+    assert report["variants"]["served_again_vs_raw_nginx_same_bytes"] == round(
+        served_variant / scenarios["raw nginx, variant bytes"]["requests_per_s"], 3
+    )
+    assert all(ms > 0 for ms in report["variants"]["first_render_in_process_ms"].values())
+    assert all(case["first_ms"] > 0 for case in report["variants"]["first_request_through_the_stack"].values())
     assert len(report["gunicorn_peak_rss_mb"]) == report["config"]["workers"]
     assert all(mb > 0 for mb in report["gunicorn_peak_rss_mb"])
     assert report["machine"]["nproc"] > 0 and report["machine"]["cpu_model"]

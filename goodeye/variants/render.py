@@ -1,14 +1,15 @@
 """Render a variant from an original's bytes with Pillow, decoding no more than the output needs.
 
 A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still covers
-the output (`draft`), and every resize first shrinks by whole factors with
-`reduce` (`reducing_gap`), so a 12-megapixel photo asked at 640 pixels never
-exists at full size in memory. Only the colour profile survives from the
+the output (`draft`), every resize first shrinks by whole factors with
+`reduce`, and the full-size decode is freed before the resize and the encode:
+a 12-megapixel photo asked at 640 pixels never exists at full size in memory,
+and a 50-megapixel PNG (which has no scaled decode) is held once, briefly. Only the colour profile survives from the
 original's metadata; EXIF orientation is applied to the pixels.
 """
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image, ImageCms, ImageOps, ImageSequence
 
@@ -42,8 +43,6 @@ EXIF_ORIENTATION = 0x0112
 # Orientations that swap width and height (rotations by 90°, transposes).
 SWAPS_AXES = (5, 6, 7, 8)
 RESAMPLE = Image.Resampling.LANCZOS
-# reduce() by whole factors while the image is more than this many times the output.
-REDUCING_GAP = 3.0
 
 
 @dataclass(frozen=True)
@@ -84,15 +83,21 @@ def _keeps_animation(im, spec):
 
 def _render_still(im, spec):
     orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+    # Shrink in the stored orientation, then turn the small result: turning the
+    # full-size decode first would hold a second full-size copy.
+    stored = replace(spec, w=spec.h, h=spec.w) if orientation in SWAPS_AXES else spec
     if im.format == "JPEG":
-        wanted = _decoded_size(_oriented(im.size, orientation), spec)
-        im.draft(None, _oriented(wanted, orientation))
+        im.draft(None, _decoded_size(im.size, stored))
     im.seek(0)
     im.load()
-    icc = im.info.get("icc_profile")
-    frame = ImageOps.exif_transpose(im)
-    frame, icc = _output_mode(frame, spec.fm, icc)
-    return _resize(frame, spec), icc
+    frame, icc = _output_mode(im, spec.fm, im.info.get("icc_profile"))
+    frame = _reduce(frame, stored)
+    if frame is not im:
+        im.close()  # frees the full-size decode before the resize and the encode
+    frame = _resize(frame, stored)
+    if orientation != 1:
+        frame = ImageOps.exif_transpose(frame)
+    return frame, icc
 
 
 def _render_frames(im, spec, max_pixels):
@@ -104,7 +109,7 @@ def _render_frames(im, spec, max_pixels):
     frames, durations = [], []
     for frame in ImageSequence.Iterator(im):
         durations.append(frame.info.get("duration", 100))
-        frames.append(_resize(frame.convert("RGBA"), spec))
+        frames.append(_resize(_reduce(frame.convert("RGBA"), spec), spec))
     return frames, durations
 
 
@@ -129,6 +134,15 @@ def _decoded_size(size, spec):
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
+def _reduce(frame, spec):
+    """Shrink by the largest whole factor that stays at or above the output (a box filter, fast and
+    light), so the resize after it works on at most twice the output's size."""
+    width, height = frame.size
+    target = _target_size(frame.size, spec)
+    factor = int(min(width / target[0], height / target[1]))
+    return frame.reduce(factor) if factor >= 2 else frame
+
+
 def _resize(frame, spec):
     target = _target_size(frame.size, spec)
     box = None
@@ -140,7 +154,7 @@ def _resize(frame, spec):
         box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
     elif target == frame.size:
         return frame
-    return frame.resize(target, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+    return frame.resize(target, RESAMPLE, box=box)
 
 
 def _output_mode(frame, fm, icc):

@@ -9,6 +9,7 @@ nginx: absolute numbers drift between machines and runs, ratios hold better.
 """
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -43,11 +44,12 @@ from goodeye.generation.builtin import render
 from goodeye.images.validation import ImageLimits, validate_image
 from goodeye.stack import REPO_ROOT, Stack, find_nginx
 from goodeye.storage.local import LocalStorage
+from tests.bench import variants
 
 DEFAULT_JSON = os.path.join(REPO_ROOT, "bench-results", "bench.json")
 MODES = {
-    "full": {"images": 10_000, "duration": 10, "repeats": 10, "settle_s": 180},
-    "quick": {"images": 50, "duration": 1, "repeats": 3, "settle_s": 0},
+    "full": {"images": 10_000, "duration": 10, "repeats": 10, "settle_s": 180, "large_render": True},
+    "quick": {"images": 50, "duration": 1, "repeats": 3, "settle_s": 0, "large_render": False},
 }
 # Seeding leaves MariaDB flushing and purging for a while; measuring then charges that work
 # to whichever scenario queries the database. Wait until the 1-minute load average is this
@@ -66,6 +68,8 @@ SAVE_OPTIONS = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 85}}
 SEED_SIZES = [round(1024 * 2048 ** (i / 23)) for i in range(24)]
 BOUNDARY = "goodeyebenchboundary"
 RAW_RUNS = ("raw nginx", "raw nginx, again")
+# The variant served again in the bench (the hot image is a ~240-pixel square).
+HOT_VARIANT = "w=128&fm=webp"
 
 RAW_NGINX = jinja2.Template(
     """\
@@ -89,10 +93,12 @@ http {
     scgi_temp_path {{ run_dir }}/raw-scgi;
     server {
         listen 127.0.0.1:{{ port }};
-        location = /hot {
+{% for name, (blob, content_type) in files.items() %}
+        location = /{{ name }} {
             alias {{ blob }};
             default_type {{ content_type }};
         }
+{% endfor %}
     }
 }
 """,
@@ -195,6 +201,7 @@ class Seeded:
     flask_private: dict
     spread_file: str
     upload_png: bytes
+    variant: dict
 
 
 # -- images --------------------------------------------------------------------
@@ -298,15 +305,15 @@ def start_stack(cleanup, root, name, database_url, **overrides):
     return stack.start()
 
 
-def start_raw_nginx(cleanup, run_dir, blob, content_type, workers):
-    """A minimal nginx serving `blob` at /hot with no check at all; returns its base URL."""
+def start_raw_nginx(cleanup, run_dir, files, workers):
+    """A minimal nginx serving each {name: (blob path, content type)} at /name with no check at all; returns its base URL."""
     port = free_port()
     conf = os.path.join(run_dir, "raw-nginx.conf")
     with open(conf, "w") as handle:
         handle.write(
             RAW_NGINX.render(
                 user="root" if os.geteuid() == 0 else None, workers=workers, run_dir=run_dir, port=port,
-                blob=blob, content_type=content_type,
+                files=files,
             )
         )
     proc = subprocess.Popen(
@@ -395,7 +402,17 @@ def seed(stack, flask, count, root):
             raise BenchError(f"PATCH alias answered {response.status_code}: {response.text[:300]}")
     spread_file = os.path.join(root, "spread-paths.txt")
     seed_spread(stack, key, count, rng, spread_file)
-    return Seeded(org, key, hot, private, flask_hot, flask_key, flask_private, spread_file, noise_image("PNG", UPLOAD_BYTES, rng))
+    upload_png = noise_image("PNG", UPLOAD_BYTES, rng)
+    return Seeded(org, key, hot, private, flask_hot, flask_key, flask_private, spread_file, upload_png, render_hot_variant(hot))
+
+
+def render_hot_variant(hot):
+    """Render the hot image's bench variant once; its sha256, content type and size."""
+    response = requests.get(f"{hot['url']}?{HOT_VARIANT}", timeout=120)
+    if response.status_code != 200:
+        raise BenchError(f"the hot variant answered {response.status_code}: {response.text[:300]}")
+    data = response.content
+    return {"sha256": hashlib.sha256(data).hexdigest(), "content_type": response.headers["Content-Type"], "size_bytes": len(data)}
 
 
 def upload_lua_args(seeded, root, name, count):
@@ -439,6 +456,11 @@ def scenarios(stack, flask, raw_url, seeded, root, upload_count):
     return [
         get("raw nginx", f"{raw_url}/hot", expect_size=hot_size),
         get("public hot", stack.url + path(seeded.hot), expect_size=hot_size),
+        get("raw nginx, variant bytes", f"{raw_url}/variant", expect_size=seeded.variant["size_bytes"]),
+        get(
+            "variant served again", f"{stack.url}{path(seeded.hot)}?{HOT_VARIANT}",
+            expect_size=seeded.variant["size_bytes"], expect_headers={"Content-Type": "image/webp"},
+        ),
         Scenario("public spread", stack.url + "/", lua="spread", lua_args=(seeded.spread_file,), probe_url=first_spread),
         get("private + owner key", stack.url + path(seeded.private), headers=auth, expect_size=seeded.private["size_bytes"]),
         get("cdn img @alias", f"{cdn}/img/@hero", expect_size=hot_size, optional=True),
@@ -645,7 +667,26 @@ def print_report(report):
         f"in-process: {u['ratio_to_in_process']}x"
     )
     print(f"builtin generation 1024x1024: {g['builtin_1024_median_ms']} ms (median, in-process)")
+    v = report["variants"]
+    print(f"\nvariant served again: {v['served_again_vs_raw_nginx_same_bytes']}x raw nginx serving the same bytes")
+    for case, ms in v["first_render_in_process_ms"].items():
+        stack_ms = v["first_request_through_the_stack"][case]
+        print(f"  {case:<32} render {ms} ms (median, in-process); first request {stack_ms['first_ms']} ms, again {stack_ms['again_ms']} ms")
+    if v["large_render"]:
+        print(f"  {variants.LARGE_CASE:<32} {v['large_render']}")
     print(f"gunicorn worker peak RSS (MB): {report['gunicorn_peak_rss_mb']}")
+
+
+def variant_figures(stack, seeded, results, mode, root):
+    """A variant served again over raw nginx serving its bytes; first-render times; the 50-megapixel render's memory."""
+    served, raw = results["variant served again"].get("requests_per_s"), results["raw nginx, variant bytes"].get("requests_per_s")
+    cases = variants.sources()
+    return {
+        "served_again_vs_raw_nginx_same_bytes": round(served / raw, 3) if served and raw else None,
+        "first_render_in_process_ms": variants.in_process_ms(cases, mode["repeats"]),
+        "first_request_through_the_stack": variants.through_the_stack_ms(stack.url, seeded.key, cases),
+        "large_render": variants.large_render(root, REPO_ROOT) if mode["large_render"] else None,
+    }
 
 
 def check_summary(results):
@@ -704,9 +745,14 @@ def main(quick, json_path, duration, connections, images):
         started = time.monotonic()
         seeded = seed(stack, flask, images, root)
         seed_seconds = round(time.monotonic() - started, 1)
+        blobs = LocalStorage(stack.settings.blob_dir)
         raw_url = start_raw_nginx(
-            cleanup, stack.settings.run_dir, LocalStorage(stack.settings.blob_dir).path(seeded.hot["sha256"]),
-            seeded.hot["content_type"], nginx_workers(stack),
+            cleanup, stack.settings.run_dir,
+            {
+                "hot": (blobs.path(seeded.hot["sha256"]), seeded.hot["content_type"]),
+                "variant": (blobs.path(seeded.variant["sha256"]), seeded.variant["content_type"]),
+            },
+            nginx_workers(stack),
         )
         print("letting the machine settle...", file=sys.stderr)
         settle_seconds = settle(mode["settle_s"])
@@ -736,6 +782,7 @@ def main(quick, json_path, duration, connections, images):
             "checks": check_summary(results),
             "uploads": upload_summary(results, in_process_upload_ms(seeded.upload_png, mode["repeats"], root)),
             "generation": {"builtin_1024_median_ms": median_ms(lambda i: render(LIVE_PROMPT, seed=i, aspect_ratio="1:1"), mode["repeats"])},
+            "variants": variant_figures(stack, seeded, results, mode, root),
             "gunicorn_peak_rss_mb": gunicorn_peak_rss_mb(stack),
             "gunicorn_peak_rss_mb_accel_off": gunicorn_peak_rss_mb(flask),
         }
