@@ -274,13 +274,13 @@ def _wait_seconds(settings):
     return max(30, settings.openai_timeout_seconds + 15)
 
 
-def _stale_after(settings):
-    # gunicorn kills a worker stuck longer than its timeout; a claim older than that has no owner left.
+def stale_claim_age(settings):
+    """How old a claim must be to have lost its owner: gunicorn kills a worker stuck longer than its timeout."""
     return timedelta(seconds=max(60, settings.openai_timeout_seconds + 30) + 30)
 
 
 def _drop_stale_claim(settings, model, key_filter):
-    model.delete().where(key_filter & model.image.is_null() & (model.claimed_at < utcnow() - _stale_after(settings))).execute()
+    model.delete().where(key_filter & model.image.is_null() & (model.claimed_at < utcnow() - stale_claim_age(settings))).execute()
 
 
 def generate_live_image(ctx, params, project_id, ip):

@@ -12,13 +12,13 @@ import hashlib
 import io
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
 from goodeye.db import database, fetch_one
 from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
 from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, release_blob
+from goodeye.live.service import stale_claim_age
 from goodeye.models import Image, Variant, utcnow
 from goodeye.variants.params import accepted_formats
 from goodeye.variants.render import render
@@ -27,8 +27,6 @@ RENDER_LIMIT_NAMESPACE = "variant-render"
 POLL_SECONDS = 0.05
 # Concurrent requests of one variant wait this long for its render (well inside nginx's upstream timeout).
 CLAIM_WAIT_SECONDS = 30
-# A claim older than this has lost its renderer (gunicorn's worker timeout is shorter).
-STALE_CLAIM = timedelta(seconds=120)
 RETRY_SOON = {"Retry-After": "2"}
 
 
@@ -86,7 +84,7 @@ def _render_once(ctx, image, spec, anonymous_ip):
             (Variant.source_sha256 == image.sha256)
             & (Variant.params == spec.key)
             & Variant.variant_sha256.is_null()
-            & (Variant.claimed_at < utcnow() - STALE_CLAIM)
+            & (Variant.claimed_at < utcnow() - stale_claim_age(ctx.settings))
         ).execute()
         time.sleep(POLL_SECONDS)
     try:

@@ -44,6 +44,8 @@ def decision(ctx, image, cache_control_at, **granted):
         return decide.pass_to_app()
     if spec is None:
         return decide.granted(ctx, image, cache_control_at, **granted)
+    if ctx.links is None:
+        return decide.pass_to_app()
     accepted = {request.headers.get("X-Goodeye-Accept-Format", "")}
     render_spec = spec.resolve(image.content_type, accepted)
     if render_spec.is_identity:

@@ -672,19 +672,27 @@ def print_report(report):
     for case, ms in v["first_render_in_process_ms"].items():
         stack_ms = v["first_request_through_the_stack"][case]
         print(f"  {case:<32} render {ms} ms (median, in-process); first request {stack_ms['first_ms']} ms, again {stack_ms['again_ms']} ms")
+    for case, figures in (v["thumbor_first_request"] or {}).items():
+        print(f"  thumbor: {case:<32} {figures}")
     if v["large_render"]:
         print(f"  {variants.LARGE_CASE:<32} {v['large_render']}")
     print(f"gunicorn worker peak RSS (MB): {report['gunicorn_peak_rss_mb']}")
 
 
 def variant_figures(stack, seeded, results, mode, root):
-    """A variant served again over raw nginx serving its bytes; first-render times; the 50-megapixel render's memory."""
+    """A variant served again over raw nginx serving its bytes; first-render times (and thumbor's); the 50-megapixel render's memory."""
     served, raw = results["variant served again"].get("requests_per_s"), results["raw nginx, variant bytes"].get("requests_per_s")
     cases = variants.sources()
+    thumbor_bin = os.path.join(REPO_ROOT, ".venv-thumbor", "bin", "thumbor")
     return {
         "served_again_vs_raw_nginx_same_bytes": round(served / raw, 3) if served and raw else None,
         "first_render_in_process_ms": variants.in_process_ms(cases, mode["repeats"]),
         "first_request_through_the_stack": variants.through_the_stack_ms(stack.url, seeded.key, cases),
+        # scripts/bench installs thumbor in a venv of its own (it pins an older Pillow) on full runs.
+        "thumbor_first_request": (
+            variants.thumbor_first_request_ms(thumbor_bin, cases, root, free_port())
+            if mode["large_render"] and os.path.exists(thumbor_bin) else None
+        ),
         "large_render": variants.large_render(root, REPO_ROOT) if mode["large_render"] else None,
     }
 
