@@ -56,8 +56,12 @@ PARAMETERS = [
 PILLOW_NAMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF", "image/avif": "AVIF"}
 
 
+def _query_id(value):
+    return "&".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ""
+
+
 @pytest.mark.parametrize("original", list(ORIGINALS))
-@pytest.mark.parametrize("query,size", PARAMETERS, ids=lambda value: "&".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else "")
+@pytest.mark.parametrize("query,size", PARAMETERS, ids=_query_id)
 def test_renders_have_the_asked_size_and_format(original, query, size):
     content_type, data, shown, frames = ORIGINALS[original]
     spec = parse_variant_params(MultiDict(query), SIZES).resolve(content_type)

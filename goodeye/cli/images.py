@@ -37,7 +37,8 @@ class VariantParams(click.ParamType):
         if not pairs or any(not sep for _name, sep, _value in pairs):
             self.fail(f"{value!r} is not a list of name=value pairs", param, ctx)
         try:
-            spec = parse_variant_params(MultiDict([(name.strip(), raw.strip()) for name, _sep, raw in pairs]), load_settings().variant_sizes)
+            args = MultiDict([(name.strip(), raw.strip()) for name, _sep, raw in pairs])
+            spec = parse_variant_params(args, load_settings().variant_sizes)
         except (InvalidRequest, ConfigError) as exc:
             self.fail(str(exc), param, ctx)
         if spec is None:

@@ -40,7 +40,9 @@ def cdn_live(org, project, scope):
             return _miss_response(ctx, outcome, scope, spec, anonymous=caller is None)
         image = outcome.image
     image = as_variant(ctx, image, spec, anonymous=caller is None)
-    return blob_response(ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec))
+    return blob_response(
+        ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec)
+    )
 
 
 @bp.get("/_goodeye/decide/img/<org>/<project>/<path:name>")

@@ -671,7 +671,10 @@ def print_report(report):
     print(f"\nvariant served again: {v['served_again_vs_raw_nginx_same_bytes']}x raw nginx serving the same bytes")
     for case, ms in v["first_render_in_process_ms"].items():
         stack_ms = v["first_request_through_the_stack"][case]
-        print(f"  {case:<32} render {ms} ms (median, in-process); first request {stack_ms['first_ms']} ms, again {stack_ms['again_ms']} ms")
+        print(
+            f"  {case:<32} render {ms} ms (median, in-process); "
+            f"first request {stack_ms['first_ms']} ms, again {stack_ms['again_ms']} ms"
+        )
     for case, figures in (v["thumbor_first_request"] or {}).items():
         print(f"  thumbor: {case:<32} {figures}")
     if v["large_render"]:
