@@ -197,6 +197,11 @@ def test_concurrent_first_requests_render_once_and_new_renders_are_limited(limit
     assert requests.get(url).status_code == 200
     assert requests.get(f"{record['url']}?w=256", headers=owner.headers).status_code == 200
     assert stats(stack)["variants"] == 3
+    # Each variant holds a reference to its blob: the recount from images and variants agrees.
+    assert stack.admin("blobs", "check").exit_code == 0
+    assert requests.delete(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers).status_code == 204
+    assert stats(stack)["variants"] == 0
+    assert stack.admin("blobs", "check").exit_code == 0
 
 
 def test_live_urls_serve_variants(limited_stack):

@@ -48,17 +48,18 @@ def release_blobs(counts):
         Blob.update(refs=Blob.refs - count).where(Blob.sha256 == sha256).execute()
         if Blob.delete().where((Blob.sha256 == sha256) & (Blob.refs <= 0)).execute():
             unreferenced.append(sha256)
-    variants = _drop_variants(unreferenced)
+    # Variants go with the bytes they were rendered from, and release their own.
+    variants = delete_variant_rows(Variant.source_sha256.in_(unreferenced)) if unreferenced else None
     return unreferenced + (release_blobs(variants) if variants else [])
 
 
-def _drop_variants(source_sha256s):
-    """Delete the variants rendered from these blobs; the references they held (sha256 -> how many)."""
-    if not source_sha256s:
-        return Counter()
-    rows = list(Variant.select(Variant.pk, Variant.variant_sha256).where(Variant.source_sha256.in_(source_sha256s)).tuples())
+def delete_variant_rows(condition=None):
+    """In the caller's transaction, delete the variant rows meeting `condition` (all: None); the references they held."""
+    query = Variant.select(Variant.pk, Variant.variant_sha256)
+    if condition is not None:
+        query = query.where(condition)
     held = Counter()
-    for pk, variant_sha256 in rows:
+    for pk, variant_sha256 in list(query.tuples()):
         # Each row's own DELETE decides, as for images: a row another transaction took releases nothing here.
         if Variant.delete().where(Variant.pk == pk).execute() and variant_sha256:
             held[variant_sha256] += 1

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 from peewee import IntegrityError, fn
 
-from goodeye.db import database, fetch_one
+from goodeye.db import database, fetch_one, retry_on_deadlock
 from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
-from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, release_blob
+from goodeye.images.blobs import acquire_blob, delete_variant_rows, reclaim_if_unreferenced, release_blobs
 from goodeye.live.service import stale_claim_age
 from goodeye.models import Image, Variant, utcnow
 from goodeye.variants.params import accepted_formats
@@ -154,23 +154,26 @@ def _store(ctx, claim, rendered):
 
 def purge_variants(ctx, image_id=None):
     """Delete rendered variants (of one image's bytes, or all) and their blobs and links; how many went."""
-    query = Variant.select(Variant.pk, Variant.variant_sha256)
-    tokens = None
+    condition = tokens = None
     if image_id is not None:
         image = Image.get_or_none(Image.id == image_id)
         if image is None:
             raise ImageNotFound(f"No image {image_id!r}.")
-        query = query.where(Variant.source_sha256 == image.sha256)
+        condition = Variant.source_sha256 == image.sha256
         tokens = [row[0] for row in Image.select(Image.token).where(Image.sha256 == image.sha256).tuples()]
-    purged = 0
-    for pk, variant_sha256 in list(query.tuples()):
-        if Variant.delete().where(Variant.pk == pk).execute():
-            purged += 1
-            if variant_sha256:
-                release_blob(ctx.storage, variant_sha256)
+    purged, unreferenced = _delete_variants(condition)
     if ctx.links is not None:
         ctx.links.remove_variants(tokens)
+    for sha256 in unreferenced:
+        reclaim_if_unreferenced(ctx.storage, sha256)
     return purged
+
+
+@retry_on_deadlock
+def _delete_variants(condition):
+    with database.atomic():
+        held = delete_variant_rows(condition)
+        return sum(held.values()), release_blobs(held)
 
 
 def variant_stats():

@@ -54,7 +54,7 @@ def decision(ctx, image, cache_control_at, **granted):
     if row is None:
         return decide.pass_to_app()
     sha256, content_type, size_bytes = row
-    link = ctx.links.add_variant(image.token, image.expires_at, sha256)
+    link = ctx.links.add_variant(image.token, image.sha256, image.expires_at, sha256)
     if link is None:
         return decide.pass_to_app()
     if not _still_served(image):
