@@ -211,7 +211,7 @@ def blobs_check(settings, repair, as_json):
         raise SystemExit(1)
 
 
-@admin.group(cls=GoodeyeGroup)
+@admin.group(cls=AdminGroup)
 def variants():
     """Rendered sizes and formats of images."""
 
