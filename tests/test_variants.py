@@ -7,9 +7,10 @@ from PIL import Image
 from werkzeug.datastructures import MultiDict
 
 from goodeye.config import Settings
-from goodeye.errors import ImageTooLargeDimensions, InvalidRequest
+from goodeye.errors import ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
 from goodeye.variants.params import VariantSpec, accepted_formats, parse_variant_params
 from goodeye.variants.render import render
+from goodeye.variants.slots import RenderSlots
 from tests import factories
 
 SIZES = Settings().variant_sizes
@@ -145,3 +146,15 @@ def test_auto_picks_the_format_accept_names(accept, chosen):
     spec = VariantSpec(w=64, fm="auto")
     assert spec.negotiated
     assert spec.resolve("image/png", accepted_formats(accept)).fm == chosen
+
+
+def test_renders_beyond_the_nodes_slots_wait_then_get_a_503(tmp_path):
+    slots = RenderSlots(str(tmp_path), count=2, wait_seconds=0)
+    with slots.hold(), slots.hold():
+        # Another process of the node sees the same lock files: a third render has no slot.
+        with pytest.raises(ServiceUnavailable) as busy:
+            with RenderSlots(str(tmp_path), count=2, wait_seconds=0).hold():
+                pass
+        assert busy.value.headers["Retry-After"]
+    with slots.hold():
+        pass  # freed when their holders finished
