@@ -94,17 +94,6 @@ class LinkIndex:
                 except FileNotFoundError:
                     pass
 
-    def remove_variants(self, tokens=None):
-        """Drop the variants' links of these tokens (None: of every token)."""
-        wanted = None if tokens is None else set(tokens)
-        for directory, _subdirs, files in os.walk(self.root):
-            for name in files:
-                if "~v" in name and (wanted is None or name.split("~")[0] in wanted):
-                    try:
-                        os.unlink(os.path.join(directory, name))
-                    except FileNotFoundError:
-                        pass
-
     def iter_tokens(self):
         """Every token that has a link."""
         for directory, _subdirs, files in os.walk(self.root):
