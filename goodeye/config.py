@@ -80,6 +80,17 @@ class Settings:
     max_upload_bytes: int = _setting("GOODEYE_MAX_UPLOAD_BYTES", _int, 25 * 1024 * 1024, "Largest accepted image, in bytes (nginx enforces it too).")
     max_pixels: int = _setting("GOODEYE_MAX_PIXELS", _int, 50_000_000, "Largest accepted frame, in pixels.")
     max_frames: int = _setting("GOODEYE_MAX_FRAMES", _int, 1000, "Most frames in an animated image.")
+    max_jpeg_scans: int = _setting(
+        "GOODEYE_MAX_JPEG_SCANS", _int, 100, "Most scans in a JPEG (encoders write 1-20; each one is a pass over the image)."
+    )
+    max_decode_bytes: int = _setting(
+        "GOODEYE_MAX_DECODE_BYTES", _int, 128 * 1024 * 1024,
+        "Most memory, in bytes, that decoding one upload may hold (the decoded frame, or a multi-scan JPEG's coefficients).",
+    )
+    max_decode_samples: int = _setting(
+        "GOODEYE_MAX_DECODE_SAMPLES", _int, 1_000_000_000,
+        "Most samples (pixels × channels) that decoding one upload may process, each JPEG scan counted again.",
+    )
     public_max_age: int = _setting(
         "GOODEYE_PUBLIC_MAX_AGE", _int, 3600, "Cache-Control max-age of public images without expiry (bounded by a TTL when there is one)."
     )
