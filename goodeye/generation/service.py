@@ -89,7 +89,7 @@ def check_parameters(generator, *, prompt, n, aspect_ratio, seed, auto_enhance, 
     if not prompt:
         raise InvalidRequest("prompt must not be empty.")
     n = _check_int("n", n, 1, generator.max_n)
-    if aspect_ratio not in ASPECT_RATIOS:
+    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
         raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.")
     if seed is not None:
         seed = _check_int("seed", seed, 0, MAX_SEED)
