@@ -75,6 +75,10 @@ class Settings:
     listen_host: str = _setting("GOODEYE_LISTEN_HOST", _str, "127.0.0.1", "nginx's listen address (`0.0.0.0` in the container).")
     workers: int = _setting("GOODEYE_WORKERS", _int, 3, "gunicorn worker processes.")
     threads: int = _setting("GOODEYE_THREADS", _int, 4, "Threads per gunicorn worker.")
+    serve_workers: int = _setting(
+        "GOODEYE_SERVE_WORKERS", _int, 1,
+        "Worker processes of the serving pool: the gunicorn that answers nginx's checks before image bytes, apart from uploads and generation.",
+    )
     accel: str = _setting("GOODEYE_ACCEL", _choice("nginx", "off"), "nginx", "`nginx`: nginx streams blobs (X-Accel-Redirect); `off`: Flask streams them.")
     storage: str = _setting("GOODEYE_STORAGE", _choice("local", "s3"), "local", "Blob store: `local` (under the data dir) or `s3`.")
     max_upload_bytes: int = _setting("GOODEYE_MAX_UPLOAD_BYTES", _int, 25 * 1024 * 1024, "Largest accepted image, in bytes (nginx enforces it too).")
