@@ -31,6 +31,7 @@ from goodeye.db import database
 from goodeye.errors import (
     GenerationFailed,
     ImageTooLarge,
+    ImageTooComplex,
     ImageTooLargeDimensions,
     InvalidImage,
     InvalidRequest,
@@ -56,7 +57,7 @@ SYSTEM_ORG = "goodeye-system"
 ANONYMOUS_PROJECT = "anonymous"
 ANONYMOUS_LIMIT_NAMESPACE = "anon-generate"
 # Bytes an output may come back as without being one of the accepted images.
-_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions)
+_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions, ImageTooComplex)
 _FILENAME_WORDS = 6
 
 
