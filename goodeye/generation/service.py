@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from goodeye.db import database
 from goodeye.errors import (
     GenerationFailed,
-    ImageTooLarge,
     ImageTooComplex,
+    ImageTooLarge,
     ImageTooLargeDimensions,
     InvalidImage,
     InvalidRequest,
