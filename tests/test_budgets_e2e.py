@@ -103,9 +103,9 @@ def test_a_34_mb_json_array_is_refused_before_it_is_read(budget_stack, budget_ow
     with PeakGrowth(budget_stack) as growth:
         response = http.post(f"{budget_stack.url}/v1/image-generators/builtin/generate", data=body, timeout=60,
                              headers={**budget_owner.headers, "Content-Type": "application/json"})
+    assert growth.mb < 100, f"a worker's peak RSS grew by {growth.mb:.0f} MB"
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request", response.text
     assert "65536 bytes" in response.json()["error"]["message"]
-    assert growth.mb < 100, f"a worker's peak RSS grew by {growth.mb:.0f} MB"
 
 
 def test_the_upload_route_bounds_json_elements_and_depth_too(budget_stack, budget_owner, http):
