@@ -197,15 +197,24 @@ def test_the_decode_budget_counts_each_scan_over_the_whole_image():
     assert slug_of(data, ImageLimits(max_decode_bytes=7000 * 7000 * 2 - 1)) == TOO_COMPLEX
 
 
+# Pillow's own layout (1 byte for "1", "L", "P"; 2 for "I;16"; 4 for multi-band modes), plus
+# the hash's full-size grey copy of every mode but "L" and "RGB", which it shrinks first.
 @pytest.mark.parametrize(
-    "mode, bytes_per_pixel", [("1", 1), ("L", 1), ("P", 1), ("I;16", 2), ("LA", 4), ("RGB", 4), ("RGBA", 4)]
+    "mode, bytes_per_pixel", [("1", 2), ("L", 1), ("P", 2), ("I;16", 3), ("LA", 5), ("RGB", 4), ("RGBA", 5)]
 )
-def test_the_decode_memory_budget_is_pillows_own_layout(mode, bytes_per_pixel):
+def test_the_decode_memory_budget_is_what_pillow_and_the_hash_hold(mode, bytes_per_pixel):
     buffer = io.BytesIO()
     Image.new(mode, (40, 30)).save(buffer, "PNG")
     data = buffer.getvalue()
     assert slug_of(data, ImageLimits(max_decode_bytes=40 * 30 * bytes_per_pixel)) is None
     assert slug_of(data, ImageLimits(max_decode_bytes=40 * 30 * bytes_per_pixel - 1)) == TOO_COMPLEX
+
+
+def test_a_webp_counts_libwebps_own_buffer_too():
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, "WEBP")
+    assert slug_of(buffer.getvalue(), ImageLimits(max_decode_bytes=40 * 30 * 8)) is None
+    assert slug_of(buffer.getvalue(), ImageLimits(max_decode_bytes=40 * 30 * 8 - 1)) == TOO_COMPLEX
 
 
 def test_bombs_over_the_budget_are_refused_before_any_decode(pillow_work):

@@ -32,10 +32,13 @@ _FORMATS = {
 # changed no hash bit at 512, while at 256 a few hashes moved by 2 bits.
 _HASH_INPUT_SIDE = 512
 
+# Modes the hash input may be shrunk in before it is made grey (see _phash); any
+# other mode is first copied to grey at full size.
+_REDUCIBLE_MODES = {"L", "RGB"}
+
 # imagehash.phash, with its 32×32 DCT-II (scipy.fftpack.dct's unnormalised type 2)
 # done as a matrix product in numpy: the same hash, without loading scipy (about
 # 20 MB in every gunicorn worker) for one tiny transform.
-_REDUCIBLE_MODES = {"L", "RGB"}
 _HASH_SIZE = 8
 _DCT_SIDE = 32
 _DCT = 2 * np.cos(np.pi * np.outer(np.arange(_DCT_SIDE), 2 * np.arange(_DCT_SIDE) + 1) / (2 * _DCT_SIDE))
@@ -113,7 +116,7 @@ def validate_image(data: bytes, limits: ImageLimits) -> ImageInfo:
         if frames > limits.max_frames:
             raise ImageTooLargeDimensions(f"The image has {frames} frames; the limit is {limits.max_frames}.")
         # Only the first frame is ever decoded here, so frames do not multiply the cost.
-        _check_decode_cost(decode_cost(data, im), limits)
+        _check_decode_cost(_decode_cost(data, im), limits)
 
         # verify() is Pillow's cheap integrity check (for PNG: every chunk's CRC up to
         # IEND; a no-op elsewhere). It leaves the image unusable, hence the second open.
@@ -262,18 +265,22 @@ def _check_decode_cost(cost, limits):
         )
 
 
-def decode_cost(data, im):
+def _decode_cost(data, im):
     """The DecodeCost of `im` (opened, not loaded, from `data`), from headers only."""
     if im.format == "JPEG":
-        return _jpeg_cost(data)
+        return _jpeg_cost(data)  # decoded in draft mode: the output is small, the scans are not
+    pixels = im.width * im.height
+    # Pillow holds the frame in its own layout; libwebp decodes into a buffer of its own
+    # that Pillow then copies; the hash makes a full-size grey copy of most modes.
+    frame_bytes = _pixel_bytes(im.mode) * (2 if im.format == "WEBP" else 1)
+    memory = pixels * (frame_bytes + (0 if im.mode in _REDUCIBLE_MODES else 1))
     if im.format == "PNG":
         # The inflated rows (bit depth and channels as stored, so 16 bits count twice) are
-        # what the decoder works through; Pillow holds the frame in its own mode.
+        # what the decoder works through.
         bit_depth, colour_type = data[24], data[25]
         row_bytes = 1 + (im.width * _PNG_CHANNELS.get(colour_type, 4) * bit_depth + 7) // 8
-        return DecodeCost(im.width * im.height * _pixel_bytes(im.mode), im.height * row_bytes)
-    pixels = im.width * im.height
-    return DecodeCost(pixels * _pixel_bytes(im.mode), pixels * len(im.getbands()))
+        return DecodeCost(memory, im.height * row_bytes)
+    return DecodeCost(memory, pixels * len(im.getbands()))
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
