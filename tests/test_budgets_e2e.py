@@ -150,7 +150,6 @@ WRONG_TYPES = [
     ("POST", "/v1/image-generators/builtin/generate", {"prompt": "x", "seed": "7"}, "seed"),
     ("POST", "/v1/image-generators/builtin/generate", {"prompt": "x", "auto_enhance": "true"}, "auto_enhance"),
     ("POST", "/v1/image-generators/builtin/generate", {"prompt": "x", "template": 1}, "template"),
-    ("POST", "/api/v1/live/scopes", {"slug": 5}, "slug"),
     ("POST", "/api/v1/live/scopes", {"slug": "s-one", "allowNewGenerations": "true"}, "allowNewGenerations"),
     ("POST", "/api/v1/live/scopes", {"slug": "s-one", "newGenerationsLimit": "5"}, "newGenerationsLimit"),
     ("POST", "/api/v1/live/scopes", {"slug": "s-one", "meta": "x"}, "meta"),

@@ -12,9 +12,9 @@ from goodeye.serving.respond import blob_response
 
 bp = Blueprint("live", __name__)
 
-# The JSON types of the bodies' fields, as goodeye/openapi.yaml declares them.
+# The JSON types of the bodies' fields, as goodeye/openapi.yaml declares them. A slug of
+# any other type is refused by the slug check itself, as SCOPE_INVALID_FORMAT.
 SCOPE_JSON_TYPES = {
-    "slug": ("string",),
     "allowNewGenerations": ("boolean",),
     "newGenerationsLimit": ("integer",),
     "meta": ("object",),
