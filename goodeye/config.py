@@ -196,6 +196,7 @@ def load_settings(environ=None, **overrides):
 
 def check_serving(settings):
     """ConfigError when these settings cannot serve as promised: per-process limits across several processes."""
+    # Only the app pool's workers count: the serving pool's routes take no rate limit.
     if settings.ratelimit_storage_uri.partition("://")[0] == "memory" and settings.workers > 1:
         raise ConfigError(
             f"GOODEYE_RATELIMIT_STORAGE_URI=memory:// counts per process but GOODEYE_WORKERS={settings.workers}: "
