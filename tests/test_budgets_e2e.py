@@ -157,6 +157,7 @@ WRONG_TYPES = [
     ("PUT", "/api/v1/live/scopes/{scope}", {"allowNewGenerations": 1}, "allowNewGenerations"),
     ("POST", "/api/v1/live/scopes/{scope}/regenerate", {"imageId": 5}, "imageId"),
     ("PATCH", "/api/v1/project", {"allowNewLiveScopes": "true"}, "allowNewLiveScopes"),
+    ("PATCH", "/api/v1/project", {"liveGenerationsPerIpPerHour": "25"}, "liveGenerationsPerIpPerHour"),
 ]
 
 

@@ -9,7 +9,7 @@ from goodeye.projects import service
 bp = Blueprint("projects", __name__)
 
 # The JSON types of the PATCH body's fields, as goodeye/openapi.yaml declares them.
-PROJECT_JSON_TYPES = {"allowNewLiveScopes": ("boolean",)}
+PROJECT_JSON_TYPES = {"allowNewLiveScopes": ("boolean",), "liveGenerationsPerIpPerHour": ("integer", "null")}
 
 
 @bp.get("/api/v1/project")
