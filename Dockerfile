@@ -1,4 +1,4 @@
-# Goodeye in one image: nginx in front, gunicorn behind it, the sweeper beside,
+# Goodeye in one image: nginx in front, two gunicorn pools behind it (the API, the serving check), the sweeper beside,
 # all started by `goodeye serve` (goodeye/stack.py). Listens on 8080.
 # docker-compose.yml beside this file adds MySQL, MinIO and Redis.
 FROM python:3.11-slim-bookworm

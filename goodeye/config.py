@@ -82,11 +82,26 @@ class Settings:
     listen_host: str = _setting("GOODEYE_LISTEN_HOST", _str, "127.0.0.1", "nginx's listen address (`0.0.0.0` in the container).")
     workers: int = _setting("GOODEYE_WORKERS", _int, 3, "gunicorn worker processes.")
     threads: int = _setting("GOODEYE_THREADS", _int, 4, "Threads per gunicorn worker.")
+    serve_workers: int = _setting(
+        "GOODEYE_SERVE_WORKERS", _int, 1,
+        "Worker processes of the serving pool: the gunicorn that answers nginx's checks before image bytes, apart from uploads and generation.",
+    )
     accel: str = _setting("GOODEYE_ACCEL", _choice("nginx", "off"), "nginx", "`nginx`: nginx streams blobs (X-Accel-Redirect); `off`: Flask streams them.")
     storage: str = _setting("GOODEYE_STORAGE", _choice("local", "s3"), "local", "Blob store: `local` (under the data dir) or `s3`.")
     max_upload_bytes: int = _setting("GOODEYE_MAX_UPLOAD_BYTES", _int, 25 * 1024 * 1024, "Largest accepted image, in bytes (nginx enforces it too).")
     max_pixels: int = _setting("GOODEYE_MAX_PIXELS", _int, 50_000_000, "Largest accepted frame, in pixels.")
     max_frames: int = _setting("GOODEYE_MAX_FRAMES", _int, 1000, "Most frames in an animated image.")
+    max_jpeg_scans: int = _setting(
+        "GOODEYE_MAX_JPEG_SCANS", _int, 100, "Most scans in a JPEG (encoders write 1-20; each one is a pass over the image)."
+    )
+    max_decode_bytes: int = _setting(
+        "GOODEYE_MAX_DECODE_BYTES", _int, 128 * 1024 * 1024,
+        "Most memory, in bytes, that decoding one upload may hold (the decoded frame, or a multi-scan JPEG's coefficients).",
+    )
+    max_decode_samples: int = _setting(
+        "GOODEYE_MAX_DECODE_SAMPLES", _int, 1_000_000_000,
+        "Most samples (pixels × channels) that decoding one upload may process, each JPEG scan counted again.",
+    )
     public_max_age: int = _setting(
         "GOODEYE_PUBLIC_MAX_AGE", _int, 3600, "Cache-Control max-age of public images without expiry (bounded by a TTL when there is one)."
     )
@@ -197,6 +212,7 @@ def load_settings(environ=None, **overrides):
 
 def check_serving(settings):
     """ConfigError when these settings cannot serve as promised: per-process limits across several processes."""
+    # Only the app pool's workers count: the serving pool's routes take no rate limit.
     if settings.ratelimit_storage_uri.partition("://")[0] == "memory" and settings.workers > 1:
         raise ConfigError(
             f"GOODEYE_RATELIMIT_STORAGE_URI=memory:// counts per process but GOODEYE_WORKERS={settings.workers}: "

@@ -111,6 +111,12 @@ class ImageTooLargeDimensions(GoodeyeError):
     default_message = "The image has too many pixels or frames."
 
 
+class ImageTooComplex(GoodeyeError):
+    status = 422
+    slug = "image_too_complex"
+    default_message = "Decoding the image would cost more than the decode budget allows."
+
+
 class RateLimited(GoodeyeError):
     status = 429
     slug = "rate_limited"

@@ -1,6 +1,7 @@
 """HTTP plumbing shared by every API family: error envelopes, credentials, client IP, JSON bodies."""
 
 import io
+import json
 import logging
 
 from flask import Request, jsonify, request
@@ -112,32 +113,85 @@ class GoodeyeRequest(Request):
         return io.BytesIO()
 
 
-def json_body():
-    """The request's JSON object, else InvalidRequest."""
+# JSON bodies are bounded before any parsing: the size from Content-Length (only the
+# base64-upload route takes a body as large as an image), then a count of the
+# characters that open a container or separate elements (a C-speed upper bound on the
+# values json.loads would build: a 34 MB `[{},{},...]` is 11 million dicts, ~900 MB),
+# then the nesting depth.
+JSON_MAX_BYTES = 64 * 1024
+JSON_MAX_ELEMENTS = 10_000
+JSON_MAX_DEPTH = 32
+
+_JSON_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "object": "an object",
+    "number": "a number",
+    "array": "an array",
+    "null": "null",
+}
+
+
+def json_body(types=None, *, max_bytes=JSON_MAX_BYTES):
+    """The request's JSON object, bounded in size and shape, each field in `types` of its JSON type; else InvalidRequest.
+
+    `types` maps a field to the JSON types it may have ("string", "integer", "boolean",
+    "object", "null"), as the OpenAPI document declares them: a wire string is never
+    taken for a number or a boolean. Fields not in `types` are left to the caller.
+    """
+    if not request.is_json:
+        raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise InvalidRequest(f"The JSON body is {request.content_length} bytes; the limit here is {max_bytes} bytes.")
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise InvalidRequest(f"The JSON body is over {max_bytes} bytes, the limit here.")
+    if raw.count(b"{") + raw.count(b"[") + raw.count(b",") > JSON_MAX_ELEMENTS:
+        raise InvalidRequest(f"The JSON body has more than {JSON_MAX_ELEMENTS} elements.")
     try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None  # nested deeper than the parser goes: not a body any endpoint takes
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        # Malformed JSON, text that is not UTF-8, a number past Python's digit limit, or
+        # nesting deeper than the parser goes: not a body any endpoint takes.
+        body = None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
-    if not _is_unicode_text(body):
-        raise InvalidRequest("The body's strings must be valid Unicode (JSON allows lone surrogates; we do not).")
+    _check_json_shape(body)
+    for name, allowed in (types or {}).items():
+        if name in body and _json_type(body[name]) not in allowed:
+            expected = " or ".join(_JSON_TYPE_NAMES[kind] for kind in allowed)
+            raise InvalidRequest(f"{name} must be {expected}, not {_JSON_TYPE_NAMES[_json_type(body[name])]}.")
     return body
 
 
-def _is_unicode_text(value):
-    """Whether every string in a parsed JSON value encodes as UTF-8 (no lone surrogates)."""
-    pending = [value]  # a loop, not recursion: a body may nest as deep as the parser allows
+def _json_type(value):
+    """The JSON type name of a parsed value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _check_json_shape(value):
+    """InvalidRequest unless the parsed value nests at most JSON_MAX_DEPTH deep and its strings are UTF-8."""
+    pending = [(value, 1)]  # a loop, not recursion: the depth is what is being checked
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, str) and not item.isascii():
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return False
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return True
+                raise InvalidRequest("The body's strings must be valid Unicode (JSON allows lone surrogates; we do not).") from None
+        elif isinstance(item, (dict, list)):
+            if depth > JSON_MAX_DEPTH:
+                raise InvalidRequest(f"The JSON body nests deeper than {JSON_MAX_DEPTH} levels.")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)

@@ -1,12 +1,19 @@
-"""Run the whole stack: gunicorn on a unix socket, nginx in front, the sweeper beside.
+"""Run the whole stack: two gunicorn pools on unix sockets, nginx in front, the sweeper beside.
+
+The app pool (`gunicorn.sock`) takes the API: uploads, generation, live MISSes. The serving
+pool (`gunicorn-serve.sock`, GOODEYE_SERVE_WORKERS) takes what stands before image bytes:
+nginx's decisions (`/_goodeye/decide/...`), `/v1/i/...` and `/cdn/.../img/...`. Both run the
+same app; the split only keeps a read from queueing behind uploads that decode for seconds.
 
 `goodeye serve` (behind scripts/serve), the container and the end-to-end tests
 all start Goodeye through this module, so they run the same shape.
 """
 
+import http.client
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +92,7 @@ def _console_nginx(settings):
 # in nginx/goodeye.conf.j2), so a request never meets a connection gunicorn is closing.
 UPSTREAM_KEEPALIVE_SECONDS = 30
 GUNICORN_KEEPALIVE_SECONDS = UPSTREAM_KEEPALIVE_SECONDS * 2
+APP_SOCKET, SERVE_SOCKET = "gunicorn.sock", "gunicorn-serve.sock"
 
 
 def render_nginx_config(settings, access_log=False):
@@ -96,7 +104,8 @@ def render_nginx_config(settings, access_log=False):
         nginx_workers=max(1, os.cpu_count() or 1),
         run_dir=settings.run_dir,
         log_dir=settings.run_dir,
-        socket=os.path.join(settings.run_dir, "gunicorn.sock"),
+        socket=os.path.join(settings.run_dir, APP_SOCKET),
+        serve_socket=os.path.join(settings.run_dir, SERVE_SOCKET),
         listen_host=settings.listen_host,
         port=settings.port,
         trusted_proxies=settings.trusted_proxies,
@@ -111,6 +120,27 @@ def render_nginx_config(settings, access_log=False):
         upstream_keepalive_seconds=UPSTREAM_KEEPALIVE_SECONDS,
         access_log=os.path.join(settings.run_dir, "nginx-access.log") if access_log else "off",
     )
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=2)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def _unix_status(socket_path, path):
+    """The status of GET `path` on a gunicorn unix socket (no nginx reaches the serving pool's /readyz)."""
+    connection = _UnixHTTPConnection(socket_path)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 class Stack:
@@ -146,18 +176,27 @@ class Stack:
         conf = os.path.join(self.settings.run_dir, "nginx.conf")
         with open(conf, "w") as handle:
             handle.write(render_nginx_config(self.settings))
-        socket_path = os.path.join(self.settings.run_dir, "gunicorn.sock")
+        self._spawn_gunicorn("gunicorn", APP_SOCKET, self.settings.workers)
+        self._spawn_gunicorn("gunicorn-serve", SERVE_SOCKET, self.settings.serve_workers)
+        self._spawn("nginx", [nginx, "-e", os.path.join(self.settings.run_dir, "nginx-error.log"), "-c", conf])
+        if self.with_sweeper:
+            self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"])
+        self.wait_ready(timeout)
+        return self
+
+    def _spawn_gunicorn(self, name, socket_name, workers):
+        socket_path = os.path.join(self.settings.run_dir, socket_name)
         if os.path.exists(socket_path):
             os.unlink(socket_path)
         self._spawn(
-            "gunicorn",
+            name,
             [
                 sys.executable, "-m", "gunicorn",
                 "--bind", f"unix:{socket_path}",
                 # The socket 0660: a local user who could reach it would bypass nginx
                 # (and the X-Real-IP it sets); nginx's workers run as the app's user or root.
                 "--umask", SOCKET_UMASK,
-                "--workers", str(self.settings.workers),
+                "--workers", str(workers),
                 "--threads", str(self.settings.threads),
                 "--graceful-timeout", "5",
                 "--keep-alive", str(GUNICORN_KEEPALIVE_SECONDS),
@@ -172,14 +211,9 @@ class Stack:
             # workers' peak RSS ~6 MB lower under uploads and live generations (issue 7).
             env={"MALLOC_ARENA_MAX": "2", **self.env},
         )
-        self._spawn("nginx", [nginx, "-e", os.path.join(self.settings.run_dir, "nginx-error.log"), "-c", conf])
-        if self.with_sweeper:
-            self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"])
-        self.wait_ready(timeout)
-        return self
 
     def wait_ready(self, timeout=30):
-        """Poll /readyz through nginx until it answers 200."""
+        """Poll /readyz through nginx, and on the serving pool's socket, until both answer 200."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -188,9 +222,9 @@ class Stack:
                     raise StackError(f"{name} exited with {proc.returncode}; see {self.settings.run_dir}/{name}.log")
             try:
                 with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
-                    if response.status == 200:
+                    if response.status == 200 and _unix_status(os.path.join(self.settings.run_dir, SERVE_SOCKET), "/readyz") == 200:
                         return
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 last = exc
             time.sleep(0.1)
         raise StackError(f"the stack did not become ready in {timeout}s: {last}")

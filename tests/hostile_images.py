@@ -34,6 +34,7 @@ TOO_LARGE = "image_too_large"
 UNSUPPORTED = "unsupported_image_type"
 INVALID = "invalid_image"
 DIMENSIONS = "image_too_large_dimensions"
+TOO_COMPLEX = "image_too_complex"
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -209,6 +210,23 @@ def _jpeg_with_app1(payload):
     data = _save(_picture("RGB", (32, 24)), "JPEG", quality=80)
     segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
     return data[:2] + segment + data[2:]
+
+
+@functools.cache
+def jpeg_scan_bomb(side=7000, repeats=1000):
+    """A progressive grey JPEG whose last, tiny AC scan comes `repeats` times: a few hundred KB
+    that libjpeg walks whole once per scan (seconds of CPU at 7000×7000 and 1000 scans)."""
+    data = _save(Image.new("L", (side, side)), "JPEG", progressive=True, quality=50)
+    last_scan = data.rindex(b"\xff\xda")
+    scan = data[last_scan:-2]  # up to EOI
+    assert len(scan) < 200, "the last scan of an all-black progressive JPEG is a run of empty blocks"
+    return data[:last_scan] + scan * repeats + data[-2:]
+
+
+@functools.cache
+def png_16bit_rgba(side=7000):
+    """A 16-bit RGBA PNG of zeros: ~381 KB at 7000×7000 that Pillow decodes into 187 MiB."""
+    return make_png(side, side, bit_depth=16, color_type=6, idat=zlib_zeros(side * (1 + side * 8)))
 
 
 # -- accepted --------------------------------------------------------------------------
@@ -428,6 +446,11 @@ def _bombs():
         ("bomb_gif_first_frame_overhangs_to_65535", make_gif((1, 1), [(0, 0, 65535, 65535)]), DIMENSIONS),
         ("bomb_gif_later_frame_overhangs_to_65535", make_gif((1, 1), [(0, 0, 1, 1), (65534, 65534, 1, 1)]), DIMENSIONS),
         ("bomb_gif_1001_frames", make_gif((1, 1), [(0, 0, 1, 1)] * 1001), DIMENSIONS),
+        # Decode budget: 101 scans of a small image; 99 scans of 7000×7000 (over a billion
+        # samples); a 16-bit RGBA PNG of 381 KB that decodes into 187 MiB.
+        ("bomb_jpeg_101_scans", jpeg_scan_bomb(64, 96), TOO_COMPLEX),
+        ("bomb_jpeg_99_scans_of_49_megapixels", jpeg_scan_bomb(7000, 94), TOO_COMPLEX),
+        ("bomb_png_16bit_rgba_7000x7000", png_16bit_rgba(), TOO_COMPLEX),
         ("bomb_gif_5000_frames", make_gif((1, 1), [(0, 0, 1, 1)] * 5000), DIMENSIONS),
         # Counting must stop at the 1001st frame: the broken tail is never reached.
         ("bomb_gif_1001_frames_then_truncated", make_gif((1, 1), [(0, 0, 1, 1)] * 1001, trailer=b"\x21\xfe\xff"), DIMENSIONS),

@@ -18,9 +18,11 @@ from goodeye.images.validation import ImageLimits, sniff_format, validate_image
 from tests.hostile_images import (
     DIMENSIONS,
     INVALID,
+    TOO_COMPLEX,
     TOO_LARGE,
     UNSUPPORTED,
     hostile_corpus,
+    jpeg_scan_bomb,
     make_animated_webp,
     make_apng,
     make_gif,
@@ -73,7 +75,7 @@ def test_accepted_image_is_described_from_its_bytes(name, data, fmt, width, heig
 
 def test_corpus_covers_every_outcome_and_format():
     outcomes = {expected for _, _, expected in CORPUS}
-    assert outcomes == {None, UNSUPPORTED, INVALID, DIMENSIONS}  # 413 needs a limit: see below
+    assert outcomes == {None, UNSUPPORTED, INVALID, DIMENSIONS, TOO_COMPLEX}  # 413 needs a limit: see below
     assert {fmt for _, _, fmt, *_ in valid_cases()} == {"PNG", "JPEG", "WEBP", "GIF"}
     assert len(CORPUS) >= 150
     assert len({name for name, _, _ in CORPUS}) == len(CORPUS)
@@ -167,9 +169,60 @@ def test_gif_frames_counted_without_pillow_walking_them(pillow_work):
 
 
 def test_default_limits_are_the_documented_policy():
-    assert DEFAULTS == ImageLimits(max_bytes=25 * 1024 * 1024, max_pixels=50_000_000, max_frames=1000)
+    assert DEFAULTS == ImageLimits(
+        max_bytes=25 * 1024 * 1024, max_pixels=50_000_000, max_frames=1000,
+        max_jpeg_scans=100, max_decode_bytes=128 * 1024 * 1024, max_decode_samples=1_000_000_000,
+    )
     config = Settings()
-    assert DEFAULTS == ImageLimits(config.max_upload_bytes, config.max_pixels, config.max_frames)
+    assert DEFAULTS == ImageLimits(
+        config.max_upload_bytes, config.max_pixels, config.max_frames,
+        config.max_jpeg_scans, config.max_decode_bytes, config.max_decode_samples,
+    )
+
+
+def test_the_jpeg_scan_limit_is_inclusive_and_configurable():
+    data = jpeg_scan_bomb(64, 95)  # the encoder's scans, then the last one 95 times: 100 in all
+    assert data.count(b"\xff\xda") == 100
+    assert slug_of(data) is None
+    assert slug_of(data, ImageLimits(max_jpeg_scans=99)) == TOO_COMPLEX
+
+
+def test_the_decode_budget_counts_each_scan_over_the_whole_image():
+    # 7000×7000 grey with 20 scans: 980 million samples, just under the default budget;
+    # its coefficients (98 MB) fit the default memory budget too.
+    data = jpeg_scan_bomb(7000, 15)
+    assert data.count(b"\xff\xda") == 20
+    assert slug_of(data) is None
+    assert slug_of(data, ImageLimits(max_decode_samples=979_999_999)) == TOO_COMPLEX
+    assert slug_of(data, ImageLimits(max_decode_bytes=7000 * 7000 * 2 - 1)) == TOO_COMPLEX
+
+
+# Pillow's own layout (1 byte for "1", "L", "P"; 2 for "I;16"; 4 for multi-band modes), plus
+# the hash's full-size grey copy of every mode but "L" and "RGB", which it shrinks first.
+@pytest.mark.parametrize(
+    "mode, bytes_per_pixel", [("1", 2), ("L", 1), ("P", 2), ("I;16", 3), ("LA", 5), ("RGB", 4), ("RGBA", 5)]
+)
+def test_the_decode_memory_budget_is_what_pillow_and_the_hash_hold(mode, bytes_per_pixel):
+    buffer = io.BytesIO()
+    Image.new(mode, (40, 30)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert slug_of(data, ImageLimits(max_decode_bytes=40 * 30 * bytes_per_pixel)) is None
+    assert slug_of(data, ImageLimits(max_decode_bytes=40 * 30 * bytes_per_pixel - 1)) == TOO_COMPLEX
+
+
+def test_a_webp_counts_libwebps_own_buffer_too():
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, "WEBP")
+    assert slug_of(buffer.getvalue(), ImageLimits(max_decode_bytes=40 * 30 * 8)) is None
+    assert slug_of(buffer.getvalue(), ImageLimits(max_decode_bytes=40 * 30 * 8 - 1)) == TOO_COMPLEX
+
+
+def test_bombs_over_the_budget_are_refused_before_any_decode(pillow_work):
+    bombs = (jpeg_scan_bomb(), BY_NAME["bomb_png_16bit_rgba_7000x7000"][0])
+    pillow_work.clear()  # building the bombs drew with Pillow
+    for data in bombs:
+        assert slug_of(data) == TOO_COMPLEX
+    assert not [method for method, _ in pillow_work if method == "load"], "refused before any decode"
 
 
 def test_byte_limit_is_inclusive_and_configurable():

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from goodeye.db import database
 from goodeye.errors import (
     GenerationFailed,
+    ImageTooComplex,
     ImageTooLarge,
     ImageTooLargeDimensions,
     InvalidImage,
@@ -56,7 +57,7 @@ SYSTEM_ORG = "goodeye-system"
 ANONYMOUS_PROJECT = "anonymous"
 ANONYMOUS_LIMIT_NAMESPACE = "anon-generate"
 # Bytes an output may come back as without being one of the accepted images.
-_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions)
+_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions, ImageTooComplex)
 _FILENAME_WORDS = 6
 
 
@@ -89,7 +90,7 @@ def check_parameters(generator, *, prompt, n, aspect_ratio, seed, auto_enhance, 
     if not prompt:
         raise InvalidRequest("prompt must not be empty.")
     n = _check_int("n", n, 1, generator.max_n)
-    if aspect_ratio not in ASPECT_RATIOS:
+    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
         raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.")
     if seed is not None:
         seed = _check_int("seed", seed, 0, MAX_SEED)

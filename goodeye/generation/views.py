@@ -9,6 +9,18 @@ from goodeye.identity.auth import optional_project_id
 
 bp = Blueprint("generation", __name__)
 
+# The JSON types of the body's fields, as goodeye/openapi.yaml declares them.
+GENERATE_JSON_TYPES = {
+    "prompt": ("string",),
+    "n": ("integer",),
+    "aspect_ratio": ("string",),
+    "seed": ("integer", "null"),
+    "auto_enhance": ("boolean",),
+    "template": ("string",),
+    "visibility": ("string",),
+    "ttl_seconds": ("integer", "null"),
+}
+
 
 @bp.get("/v1/image-generators")
 def list_generators():
@@ -21,7 +33,7 @@ def generate(generator_id):
     ctx = current_context()
     project_id = optional_project_id()
     ctx.generators.get(generator_id)  # an unknown generator is a 404 whatever the body
-    body = json_body()
+    body = json_body(GENERATE_JSON_TYPES)
     params = service.parse_request(ctx, generator_id, body)
     hosting = service.hosting_from(body, anonymous=project_id is None)
     ip = client_ip()

@@ -5,8 +5,7 @@ made (EXIF, XMP, IPTC, comments, text chunks) and keep every byte that decides h
 Hand-written container walks (PNG chunks, JPEG segments, RIFF chunks, GIF blocks) because
 Pillow drops metadata only by re-encoding, which changes a JPEG's or WebP's pixels; these
 copy the compressed data untouched. The input has passed validate_image, so its container
-is known to decode; bytes between JPEG segments that start no marker are skipped, as
-libjpeg skips them.
+is known to decode.
 """
 
 import struct
@@ -14,7 +13,15 @@ import zlib
 
 from PIL import Image
 
-from goodeye.images.validation import GIF_EXTENSION, GIF_IMAGE, GIF_TRAILER, gif_header_size, iter_gif_blocks
+from goodeye.images.validation import (
+    GIF_EXTENSION,
+    GIF_IMAGE,
+    GIF_TRAILER,
+    JPEG_SOS,
+    gif_header_size,
+    iter_gif_blocks,
+    iter_jpeg_segments,
+)
 
 EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
@@ -22,16 +29,11 @@ ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_METADATA_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"tIME"}
 
-_JPEG_APP0, _JPEG_APP1, _JPEG_APP15, _JPEG_COM, _JPEG_SOS, _JPEG_EOI = 0xE0, 0xE1, 0xEF, 0xFE, 0xDA, 0xD9
+_JPEG_APP0, _JPEG_APP1, _JPEG_APP15, _JPEG_COM = 0xE0, 0xE1, 0xEF, 0xFE
 # The application segments decoders read: JFIF, the ICC colour profile, Adobe's colour
 # transform. Every other APPn and COM, wherever it stands, is metadata; so is the
 # multi-picture index (APP2 "MPF"), which goes with the pictures after the first.
 _JPEG_KEPT_APPS = {0xE0: (b"JFIF\x00",), 0xE2: (b"ICC_PROFILE\x00",), 0xEE: (b"Adobe",)}
-# What may follow 0xFF without starting a marker: a stuffed zero or fill, and inside
-# entropy-coded data also a restart marker. Markers without a length: TEM, RSTn, SOI, EOI.
-_JPEG_NOT_A_MARKER = {0x00, 0xFF}
-_JPEG_IN_SCAN = {*_JPEG_NOT_A_MARKER, *range(0xD0, 0xD8)}
-_JPEG_WITHOUT_LENGTH = {0x01, *range(0xD0, 0xDA)}
 
 _VP8X_EXIF, _VP8X_XMP = 0x08, 0x04
 
@@ -84,52 +86,24 @@ def _strip_jpeg(data):
     kept = []
     exif = None
     in_header = True  # before the first scan, where decoders read EXIF
-    pos = 2
-    while (pos := _next_jpeg_marker(data, pos, _JPEG_NOT_A_MARKER)) < len(data):
-        marker = data[pos + 1]
-        if marker == _JPEG_EOI:
-            # What follows is not this image: an MPO's other pictures (each with its own
-            # EXIF) or data a phone appends, such as a motion photo's video. Browsers show
-            # the first picture only, so the stripped file is that picture.
-            kept.append(data[pos:pos + 2])
-            break
-        if marker in _JPEG_WITHOUT_LENGTH or pos + 4 > len(data):
-            kept.append(data[pos:pos + 2])
-            pos += 2
-            continue
-        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
-        payload = data[pos + 4:end]
+    for marker, start, end in iter_jpeg_segments(data):
+        # After EOI comes what is not this image: an MPO's other pictures (each with its own
+        # EXIF) or data a phone appends, such as a motion photo's video. Browsers show the
+        # first picture only, so the stripped file is that picture.
+        payload = data[start + 4:end]
         if in_header and marker == _JPEG_APP1 and payload.startswith(EXIF_PREFIX):
             exif = exif or _orientation_exif(payload)
         if not (_JPEG_APP0 <= marker <= _JPEG_APP15 or marker == _JPEG_COM) or payload.startswith(
             _JPEG_KEPT_APPS.get(marker, ())
         ):
-            kept.append(data[pos:end])
-        pos = end
-        if marker == _JPEG_SOS:
-            in_header = False
-            scan_end = _next_jpeg_marker(data, pos, _JPEG_IN_SCAN)
-            kept.append(data[pos:scan_end])
-            pos = scan_end
+            kept.append(data[start:end])
+        in_header = in_header and marker != JPEG_SOS
     if exif:
         app1 = EXIF_PREFIX + exif
         # EXIF belongs right after SOI, or after JFIF's APP0 when there is one.
         at = 1 if kept and kept[0][1] == _JPEG_APP0 else 0
         kept.insert(at, struct.pack(">BBH", 0xFF, _JPEG_APP1, len(app1) + 2) + app1)
     return data[:2] + b"".join(kept)
-
-
-def _next_jpeg_marker(data, pos, not_a_marker):
-    """The position of the next marker at or after `pos`, else len(data).
-
-    Bytes that start no marker are passed over, as libjpeg does: stray bytes between
-    segments, 0xFF fill, and inside entropy-coded data a stuffed zero or a restart marker.
-    """
-    while (pos := data.find(b"\xff", pos)) != -1 and pos + 1 < len(data):
-        if data[pos + 1] not in not_a_marker:
-            return pos
-        pos += 1
-    return len(data)
 
 
 def _strip_webp(data):

@@ -58,9 +58,7 @@ def parse_visibility(value):
 
 
 def parse_ttl(value):
-    """A positive whole number of seconds (from JSON or a form field), else InvalidRequest."""
-    if isinstance(value, str):
-        value = whole_number(value)
+    """A positive whole number of seconds, else InvalidRequest."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidRequest("ttl_seconds must be a positive whole number of seconds.")
     if value > MAX_TTL_SECONDS:
@@ -69,12 +67,10 @@ def parse_ttl(value):
 
 
 def parse_flag(value, name):
-    """A boolean from JSON or a form field ('true'/'false'), else InvalidRequest."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise InvalidRequest(f"{name} must be true or false.")
+    """A boolean, else InvalidRequest."""
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be true or false.")
+    return value
 
 
 def parse_alias(value):
@@ -96,19 +92,19 @@ def clean_filename(value, ext):
 
 
 def placement_from(fields):
-    """Validate the placement fields of an upload (multipart form or JSON)."""
+    """Validate the typed placement fields of an upload (the JSON body, or the form as the view typed it)."""
     ttl = fields.get("ttl_seconds")
     permanent = fields.get("permanent")
     if permanent is not None and not parse_flag(permanent, "permanent"):
         raise InvalidRequest("permanent only takes true (an image without ttl_seconds has no expiry).")
-    if permanent is not None and ttl not in (None, ""):
+    if permanent is not None and ttl is not None:
         raise InvalidRequest("ttl_seconds and permanent cannot be used together.")
     return Placement(
-        visibility=parse_visibility(fields.get("visibility") or "private"),
-        ttl_seconds=None if ttl in (None, "") else parse_ttl(ttl),
+        visibility=parse_visibility(fields.get("visibility", "private")),
+        ttl_seconds=None if ttl is None else parse_ttl(ttl),
         filename=fields.get("filename"),
-        alias=parse_alias(fields.get("alias")) if fields.get("alias") not in (None, "") else None,
-        strip_metadata=fields.get("strip_metadata") not in (None, "") and parse_flag(fields["strip_metadata"], "strip_metadata"),
+        alias=parse_alias(fields.get("alias")),
+        strip_metadata=parse_flag(fields.get("strip_metadata", False), "strip_metadata"),
     )
 
 

@@ -1,10 +1,12 @@
 """Upload validation: decide what an upload is from its bytes, and refuse what we must not store.
 
-The order is fixed (DESIGN §4, §8): size, magic number, Pillow restricted to the sniffed
-format, pixel and frame limits before any decode, then a real decode of the first frame.
+The order is fixed: size, magic number, Pillow restricted to the sniffed format, pixel and
+frame limits, then the decode budget (what the decode would cost in memory and work, from the
+headers alone), all before any decode; then a real decode of the first frame.
 """
 
 import hashlib
+import re
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from goodeye.errors import ImageTooLarge, ImageTooLargeDimensions, InvalidImage, UnsupportedImageType
+from goodeye.errors import ImageTooComplex, ImageTooLarge, ImageTooLargeDimensions, InvalidImage, UnsupportedImageType
 
 # Pillow format name → (content type, file extension).
 _FORMATS = {
@@ -29,6 +31,10 @@ _FORMATS = {
 # (JPEG's scaled decode, then a box reduce) is linear and cheap; on test photos it
 # changed no hash bit at 512, while at 256 a few hashes moved by 2 bits.
 _HASH_INPUT_SIDE = 512
+
+# Modes the hash input may be shrunk in before it is made grey (see _phash); any
+# other mode is first copied to grey at full size.
+_REDUCIBLE_MODES = {"L", "RGB"}
 
 # imagehash.phash, with its 32×32 DCT-II (scipy.fftpack.dct's unnormalised type 2)
 # done as a matrix product in numpy: the same hash, without loading scipy (about
@@ -45,6 +51,18 @@ class ImageLimits:
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000  # per frame
     max_frames: int = 1000
+    max_jpeg_scans: int = 100
+    max_decode_bytes: int = 128 * 1024 * 1024  # memory the decode holds at once
+    max_decode_samples: int = 1_000_000_000  # samples decoded, each progressive scan counted again
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """What decoding an image's first frame would take, estimated from its headers."""
+
+    memory_bytes: int  # held at once: the decoded frame, or a multi-scan JPEG's coefficients
+    samples: int  # processed: pixels × channels, once per pass over them
+    jpeg_scans: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,8 @@ def validate_image(data: bytes, limits: ImageLimits) -> ImageInfo:
         frames = _count_gif_frames(data, im.size, limits) if fmt == "GIF" else getattr(im, "n_frames", 1)
         if frames > limits.max_frames:
             raise ImageTooLargeDimensions(f"The image has {frames} frames; the limit is {limits.max_frames}.")
+        # Only the first frame is ever decoded here, so frames do not multiply the cost.
+        _check_decode_cost(_decode_cost(data, im), limits)
 
         # verify() is Pillow's cheap integrity check (for PNG: every chunk's CRC up to
         # IEND; a no-op elsewhere). It leaves the image unusable, hence the second open.
@@ -128,7 +148,7 @@ def _decoding(fmt, limits):
     """Map whatever Pillow raises on hostile bytes to the documented 422s."""
     try:
         yield
-    except (InvalidImage, ImageTooLargeDimensions, MemoryError):
+    except (InvalidImage, ImageTooLargeDimensions, ImageTooComplex, MemoryError):
         # Our own verdicts pass through; a MemoryError is the server's state, not the file's.
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -222,8 +242,130 @@ def _skip_gif_sub_blocks(data, pos):
 
 
 def _phash(im):
-    gray = im.convert("L")
-    factor = (max(1, gray.width // _HASH_INPUT_SIDE), max(1, gray.height // _HASH_INPUT_SIDE))
-    small = gray.reduce(factor).resize((_DCT_SIDE, _DCT_SIDE), Image.Resampling.LANCZOS)
+    factor = (max(1, im.width // _HASH_INPUT_SIDE), max(1, im.height // _HASH_INPUT_SIDE))
+    # Shrink before converting when averaging the image's own pixels is the same picture
+    # (not for palettes, nor for alpha, which reduce() premultiplies), sparing a full-size copy.
+    small = im.reduce(factor).convert("L") if im.mode in _REDUCIBLE_MODES else im.convert("L").reduce(factor)
+    small = small.resize((_DCT_SIDE, _DCT_SIDE), Image.Resampling.LANCZOS)
     low = (_DCT @ np.asarray(small, dtype=np.float64) @ _DCT.T)[:_HASH_SIZE, :_HASH_SIZE]
     return str(imagehash.ImageHash(low > np.median(low)))
+
+
+def _check_decode_cost(cost, limits):
+    if cost.jpeg_scans > limits.max_jpeg_scans:
+        raise ImageTooComplex(f"The JPEG has {cost.jpeg_scans} scans; the limit is {limits.max_jpeg_scans}.")
+    if cost.memory_bytes > limits.max_decode_bytes:
+        raise ImageTooComplex(
+            f"Decoding the image would hold about {cost.memory_bytes // 2**20} MiB; "
+            f"the limit is {limits.max_decode_bytes // 2**20} MiB."
+        )
+    if cost.samples > limits.max_decode_samples:
+        raise ImageTooComplex(
+            f"Decoding the image would process {cost.samples} samples; the limit is {limits.max_decode_samples}."
+        )
+
+
+def _decode_cost(data, im):
+    """The DecodeCost of `im` (opened, not loaded, from `data`), from headers only."""
+    if im.format == "JPEG":
+        return _jpeg_cost(data)  # decoded in draft mode: the output is small, the scans are not
+    pixels = im.width * im.height
+    # Pillow holds the frame in its own layout; libwebp decodes into a buffer of its own
+    # that Pillow then copies; the hash makes a full-size grey copy of most modes.
+    frame_bytes = _pixel_bytes(im.mode) * (2 if im.format == "WEBP" else 1)
+    memory = pixels * (frame_bytes + (0 if im.mode in _REDUCIBLE_MODES else 1))
+    if im.format == "PNG":
+        # The inflated rows (bit depth and channels as stored, so 16 bits count twice) are
+        # what the decoder works through.
+        bit_depth, colour_type = data[24], data[25]
+        row_bytes = 1 + (im.width * _PNG_CHANNELS.get(colour_type, 4) * bit_depth + 7) // 8
+        return DecodeCost(memory, im.height * row_bytes)
+    return DecodeCost(memory, pixels * len(im.getbands()))
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _pixel_bytes(mode):
+    # Pillow keeps four bytes per pixel for every multi-band mode, one for "1", "L" and
+    # "P", and the sample size for the other single-band modes ("I;16": 2, "I", "F": 4).
+    if Image.getmodebands(mode) > 1:
+        return 4
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+
+
+# JPEG markers (ITU T.81 table B.1).
+JPEG_SOS, JPEG_EOI = 0xDA, 0xD9
+_JPEG_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+_JPEG_PROGRESSIVE_SOF = {0xC2, 0xC6, 0xCA, 0xCE}
+_JPEG_WITHOUT_LENGTH = {0x01, *range(0xD0, 0xDA)}
+# 0xFF followed by what starts a marker: outside a scan anything but a fill byte or a
+# stuffed zero; inside one, restart markers do not end the scan either.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xff]")
+_JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
+
+
+def iter_jpeg_segments(data):
+    """(marker, start, end) of each JPEG marker segment after SOI, up to and including EOI.
+
+    A scan's segment runs on through its entropy-coded data. Bytes that start no marker
+    are passed over, as libjpeg passes them: stray bytes between segments, 0xFF fill, and
+    inside a scan a stuffed zero or a restart marker. The search is a regex, so a file
+    that is nothing but stuffed zeros costs C time, not a Python loop per byte.
+    """
+    pos = 2
+    while (match := _JPEG_MARKER.search(data, pos)) is not None:
+        pos = match.start()
+        marker = data[pos + 1]
+        if marker in _JPEG_WITHOUT_LENGTH or pos + 4 > len(data):
+            end = pos + 2
+        else:
+            end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+            if marker == JPEG_SOS:
+                after_scan = _JPEG_MARKER_AFTER_SCAN.search(data, end)
+                end = after_scan.start() if after_scan else len(data)
+        yield marker, pos, end
+        if marker == JPEG_EOI:
+            return
+        pos = end
+
+
+def _jpeg_cost(data):
+    # Hand-written because Pillow does not expose a JPEG's scans: a progressive file may
+    # repeat a tiny scan thousands of times, and libjpeg walks every block of the image for
+    # each one (seconds of CPU for a few hundred KB), even in draft mode. Counting the scans
+    # and the blocks each one covers is what bounds that work before libjpeg starts.
+    blocks = {}  # component id → 8×8 blocks at its sampling
+    progressive = False
+    scans = samples = 0
+    for marker, start, end in iter_jpeg_segments(data):
+        if marker in _JPEG_SOF and not blocks and end - start >= 10:
+            progressive = marker in _JPEG_PROGRESSIVE_SOF
+            blocks = _jpeg_component_blocks(data[start + 4:end])
+        elif marker == JPEG_SOS and start + 5 <= len(data):
+            scans += 1
+            count = data[start + 4]
+            components = data[start + 5:start + 5 + 2 * count:2]
+            samples += 64 * sum(blocks.get(component, 0) for component in components)
+    # With more than one scan (always, when progressive) libjpeg keeps every coefficient of
+    # the image, 16 bits each, whatever the output scale; one scan streams through MCU rows.
+    coefficients = 2 * 64 * sum(blocks.values()) if progressive or scans > 1 else 0
+    return DecodeCost(coefficients, samples, scans)
+
+
+def _jpeg_component_blocks(frame_header):
+    """{component id: 8×8 blocks} from a SOF payload (precision, height, width, components)."""
+    height, width, count = struct.unpack_from(">HHB", frame_header, 1)
+    specs = [frame_header[6 + 3 * i:9 + 3 * i] for i in range(count) if 9 + 3 * i <= len(frame_header)]
+    if not specs:
+        return {}
+    h_max = max(spec[1] >> 4 for spec in specs) or 1
+    v_max = max(spec[1] & 15 for spec in specs) or 1
+    return {
+        spec[0]: _ceil(_ceil(width * (spec[1] >> 4), h_max), 8) * _ceil(_ceil(height * (spec[1] & 15), v_max), 8)
+        for spec in specs
+    }
+
+
+def _ceil(a, b):
+    return -(-a // b)

@@ -1,16 +1,32 @@
 """The `/v1/images` management API: thin over goodeye.images.service."""
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from goodeye.context import current_context
 from goodeye.errors import InvalidRequest
 from goodeye.http import json_body
 from goodeye.identity.auth import required_project_id
 from goodeye.images import service
+from goodeye.parsing import flag, whole_number
 
 bp = Blueprint("images", __name__)
 
-UPLOAD_JSON_FIELDS = {"data", "visibility", "ttl_seconds", "permanent", "filename", "alias", "strip_metadata"}
+# The JSON types of each body's fields, as goodeye/openapi.yaml declares them.
+UPLOAD_JSON_TYPES = {
+    "data": ("string",),
+    "visibility": ("string",),
+    "ttl_seconds": ("integer",),
+    "permanent": ("boolean",),
+    "filename": ("string",),
+    "alias": ("string",),
+    "strip_metadata": ("boolean",),
+}
+UPDATE_JSON_TYPES = {
+    "visibility": ("string",),
+    "ttl_seconds": ("integer", "null"),
+    "permanent": ("boolean",),
+    "alias": ("string", "null"),
+}
 
 
 def _record_response(image, status=200):
@@ -27,19 +43,38 @@ def upload():
         upload_file = request.files.get("file")
         if upload_file is None:
             raise InvalidRequest("Send the image as the multipart field 'file'.")
-        fields = request.form.to_dict()
+        fields = _typed_form_fields(request.form)
         fields.setdefault("filename", upload_file.filename)
         placement = service.placement_from(fields)
         data = service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
     else:
-        body = json_body()
-        unknown = set(body) - UPLOAD_JSON_FIELDS
+        # The one JSON body as large as an image: its base64.
+        body = json_body(UPLOAD_JSON_TYPES, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+        unknown = set(body) - set(UPLOAD_JSON_TYPES)
         if unknown:
             raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
         placement = service.placement_from(body)
         data = service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
     image = service.create_image(ctx, project_id, data, placement)
     return _record_response(image, 201)
+
+
+def _typed_form_fields(form):
+    """The multipart fields as the JSON body would carry them: text turned into numbers and booleans here, at the edge.
+
+    An empty field counts as absent, as HTML forms send every input.
+    """
+    fields = {name: value for name, value in form.items() if value != ""}
+    if "ttl_seconds" in fields:
+        fields["ttl_seconds"] = whole_number(fields["ttl_seconds"])
+        if fields["ttl_seconds"] is None:
+            raise InvalidRequest("ttl_seconds must be a positive whole number of seconds.")
+    for name in ("permanent", "strip_metadata"):
+        if name in fields:
+            fields[name] = flag(fields[name])
+            if fields[name] is None:
+                raise InvalidRequest(f"{name} must be true or false.")
+    return fields
 
 
 @bp.get("/v1/images")
@@ -65,7 +100,7 @@ def get_image(image_id):
 @bp.patch("/v1/images/<path:image_id>")
 def update_image(image_id):
     project_id = required_project_id()
-    return _record_response(service.update_image(current_context(), project_id, image_id, json_body()))
+    return _record_response(service.update_image(current_context(), project_id, image_id, json_body(UPDATE_JSON_TYPES)))
 
 
 @bp.delete("/v1/images/<path:image_id>")

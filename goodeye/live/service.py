@@ -46,8 +46,9 @@ from goodeye.generation.base import ASPECT_RATIOS
 from goodeye.generation.enhance import check_template, normalise
 from goodeye.generation.service import MAX_PROMPT_CHARS, generate_and_host
 from goodeye.ids import new_id
-from goodeye.images.service import ALIAS_PATTERN, image_url, parse_flag, remove_images, update_image_rows
+from goodeye.images.service import ALIAS_PATTERN, image_url, remove_images, update_image_rows
 from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
+from goodeye.parsing import flag
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 
 SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
@@ -116,10 +117,13 @@ def parse_live_query(args):
     aspect_ratio = args.get("aspectRatio", "1:1")
     if aspect_ratio not in ASPECT_RATIOS:
         raise InvalidRequest(f"aspectRatio must be one of {', '.join(ASPECT_RATIOS)}.")
+    auto_enhance = flag(args.get("autoEnhance", "true"))
+    if auto_enhance is None:
+        raise InvalidRequest("autoEnhance must be true or false.")
     return LiveRequest(
         prompt=check_prompt(args.get("prompt")),
         aspect_ratio=aspect_ratio,
-        auto_enhance=parse_flag(args.get("autoEnhance", "true"), "autoEnhance"),
+        auto_enhance=auto_enhance,
         template=check_template(args.get("template", "general")),
     )
 

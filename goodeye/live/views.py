@@ -13,6 +13,15 @@ from goodeye.variants.serving import as_variant, decision, requested_variant, va
 
 bp = Blueprint("live", __name__)
 
+# The JSON types of the bodies' fields, as goodeye/openapi.yaml declares them. A slug of
+# any other type is refused by the slug check itself, as SCOPE_INVALID_FORMAT.
+SCOPE_JSON_TYPES = {
+    "allowNewGenerations": ("boolean",),
+    "newGenerationsLimit": ("integer",),
+    "meta": ("object",),
+}
+REGENERATE_JSON_TYPES = {"imageId": ("string",)}
+
 
 @bp.get("/cdn/<org>/<project>/img/<path:name>")
 def cdn_image(org, project, name):
@@ -102,7 +111,7 @@ def live_prompt():
 @bp.post("/api/v1/live/scopes")
 def create_scope():
     project_id = required_project_id(allow_x_api_key=True)
-    scope = scopes.create_scope(project_id, json_body())
+    scope = scopes.create_scope(project_id, json_body(SCOPE_JSON_TYPES))
     return jsonify({"success": True, "data": scopes.scope_record(scope)}), 201
 
 
@@ -124,7 +133,7 @@ def get_scope(slug):
 @bp.put("/api/v1/live/scopes/<slug>")
 def update_scope(slug):
     project_id = required_project_id(allow_x_api_key=True)
-    scope = scopes.update_scope(project_id, slug, json_body())
+    scope = scopes.update_scope(project_id, slug, json_body(SCOPE_JSON_TYPES))
     return jsonify({"success": True, "data": scopes.scope_record(scope)})
 
 
@@ -138,6 +147,6 @@ def delete_scope(slug):
 @bp.post("/api/v1/live/scopes/<slug>/regenerate")
 def regenerate_scope(slug):
     project_id = required_project_id(allow_x_api_key=True)
-    body = json_body() if request.get_data() else {}
+    body = json_body(REGENERATE_JSON_TYPES) if request.content_length else {}
     image_ids = scopes.regenerate(current_context(), project_id, slug, body)
     return jsonify({"success": True, "data": {"regenerated": len(image_ids), "imageIds": image_ids}})

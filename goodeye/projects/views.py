@@ -8,6 +8,9 @@ from goodeye.projects import service
 
 bp = Blueprint("projects", __name__)
 
+# The JSON types of the PATCH body's fields, as goodeye/openapi.yaml declares them.
+PROJECT_JSON_TYPES = {"allowNewLiveScopes": ("boolean",), "liveGenerationsPerIpPerHour": ("integer", "null")}
+
 
 @bp.get("/api/v1/project")
 def get_project():
@@ -18,5 +21,5 @@ def get_project():
 @bp.patch("/api/v1/project")
 def update_project():
     project_id = required_project_id(allow_x_api_key=True)
-    project = service.update_project(project_id, json_body())
+    project = service.update_project(project_id, json_body(PROJECT_JSON_TYPES))
     return jsonify({"success": True, "data": service.project_record(project)})

@@ -346,8 +346,9 @@ def _huge_dimensions():
         ("huge_png_16bit_rgba_8000x8000", make_png(8000, 8000, bit_depth=16, color_type=6, idat=empty), DIMENSIONS),
         ("huge_png_palette_65535x65535", make_png(65535, 65535, bit_depth=8, color_type=3, idat=empty,
                                                   chunks=[(b"PLTE", bytes(3))]), DIMENSIONS),
-        # Exactly at the 50 Mpx policy: passes the size check, then has no pixels to decode.
-        ("png_10000x5000_at_limit_without_pixels", make_png(10000, 5000, idat=empty), INVALID),
+        # Exactly at the 50 Mpx policy: passes the size check and the decode budget (grey, one
+        # byte a pixel), then has no pixels to decode.
+        ("png_10000x5000_at_limit_without_pixels", make_png(10000, 5000, color_type=0, idat=empty), INVALID),
         ("huge_webp_vp8l_16384x16384", _vp8l_with_size(16384, 16384), DIMENSIONS),
         ("huge_webp_vp8l_16384x3052", _vp8l_with_size(16384, 3052), DIMENSIONS),
         ("huge_gif_frame_8000x8000_on_1x1_screen", make_gif((1, 1), [(0, 0, 8000, 8000)]), DIMENSIONS),

@@ -13,7 +13,10 @@ from tests.reliability.corpus import reliability_corpus
 from tests.reliability.helpers import DbProbe, error_code, sha256
 
 CORPUS = reliability_corpus()
-STATUS = {"unsupported_image_type": 415, "invalid_image": 422, "image_too_large_dimensions": 422, "image_too_large": 413}
+STATUS = {
+    "unsupported_image_type": 415, "invalid_image": 422, "image_too_large_dimensions": 422, "image_too_complex": 422,
+    "image_too_large": 413,
+}
 # Names and declared types that lie: neither ever decides what a file is.
 DISGUISES = [
     ("photo.png", "image/png"), ("photo.jpg", "image/jpeg"), ("anim.gif", "image/gif"), ("pic.webp", "image/webp"),
