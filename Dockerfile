@@ -9,12 +9,13 @@ RUN apt-get update \
     && useradd --system --create-home --home-dir /home/goodeye goodeye \
     && mkdir -p /data && chown goodeye:goodeye /data
 
-WORKDIR /app
-COPY setup.cfg pyproject.toml README.md wsgi.py ./
-COPY goodeye ./goodeye
-COPY nginx ./nginx
-# Editable, so goodeye/stack.py finds wsgi.py and nginx/ beside the package.
-RUN pip install --no-cache-dir -e .
+# A regular (not editable) install: the nginx template, the OpenAPI document and the
+# app's WSGI module ship inside the package, so nothing of the checkout stays behind.
+COPY setup.cfg pyproject.toml README.md /src/
+COPY goodeye /src/goodeye
+RUN pip install --no-cache-dir /src && rm -rf /src
+
+WORKDIR /data
 
 USER goodeye
 ENV GOODEYE_DATA_DIR=/data \

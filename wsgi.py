@@ -1,5 +1,3 @@
-"""What gunicorn loads: `gunicorn wsgi:app`."""
+"""`gunicorn wsgi:app` from a checkout; the app itself is goodeye.wsgi's."""
 
-from goodeye import create_app
-
-app = create_app()
+from goodeye.wsgi import app  # noqa: F401

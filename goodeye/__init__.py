@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from goodeye import db, health, http
+from goodeye import db, health, http, monitoring
 from goodeye.config import check_serving, load_settings
 from goodeye.console.views import bp as console_bp
 from goodeye.context import Context
@@ -29,6 +29,8 @@ def create_app(settings=None):
     app.json.sort_keys = False
     app.extensions["goodeye"] = Context.from_settings(settings)
     db.init_database(settings)
+    # First, so a request the database refuses still gets its id, log line and count.
+    monitoring.init_app(app)
     db.init_app(app)
     http.register_error_handlers(app)
     app.register_blueprint(health.bp)

@@ -217,6 +217,10 @@ class GoodeyeClient:
         """Delete for good."""
         self._request("DELETE", f"/v1/images/{_path_segment(image_id)}")
 
+    def usage(self):
+        """`GET /v1/usage`: what the project keeps and its quotas."""
+        return self._request("GET", "/v1/usage")
+
     def list_generators(self):
         """The generators the server offers: {"data": [...]}."""
         return self._request("GET", "/v1/image-generators")

@@ -54,6 +54,16 @@ def _nginx_size(raw):
     return value
 
 
+def _networks(raw):
+    networks = _list(raw)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"not an address or network: {network!r}") from None
+    return networks
+
+
 def _choice(*allowed):
     def parse(raw):
         value = raw.strip().lower()
@@ -118,6 +128,11 @@ class Settings:
         (),
         "Load balancers (addresses or CIDRs) whose `X-Forwarded-For` nginx believes; none by default.",
     )
+    metrics_allow: tuple = _setting(
+        "GOODEYE_METRICS_ALLOW", _networks, ("127.0.0.1", "::1"), "Client addresses or networks that may read `GET /metrics` (others get 404)."
+    )
+    log_format: str = _setting("GOODEYE_LOG_FORMAT", _choice("json", "text"), "json", "The app's log lines (gunicorn, requests, sweeper): `json` or `text`.")
+    access_log: bool = _setting("GOODEYE_ACCESS_LOG", _bool, True, "Whether nginx writes its access log (JSON lines, `run/nginx-access.log`).")
     ratelimit_storage_uri: str = _setting(
         "GOODEYE_RATELIMIT_STORAGE_URI",
         _str,

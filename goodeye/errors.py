@@ -53,6 +53,12 @@ class Forbidden(GoodeyeError):
     default_message = "This action is not allowed."
 
 
+class QuotaExceeded(GoodeyeError):
+    status = 403
+    slug = "quota_exceeded"
+    default_message = "This project has reached its quota of images or storage."
+
+
 class NotFound(GoodeyeError):
     status = 404
     slug = "not_found"

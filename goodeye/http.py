@@ -9,6 +9,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed as WerkzeugMethodNotAllowed, RequestedRangeNotSatisfiable, RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
+from goodeye import metrics
 from goodeye.db import discard_connection
 from goodeye.errors import (
     GoodeyeError,
@@ -16,7 +17,9 @@ from goodeye.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    QuotaExceeded,
     RangeNotSatisfiable,
+    RateLimited,
     ServiceUnavailable,
 )
 
@@ -70,6 +73,8 @@ def register_error_handlers(app):
     @app.errorhandler(Exception)
     def _handle(exc):
         error = _as_goodeye_error(exc)
+        if isinstance(error, (RateLimited, QuotaExceeded)):
+            metrics.count_refusal(error.code)
         if request.path.startswith(UPPERCASE_FAMILIES):
             return render_cdn_error(error)
         return render_v1_error(error)
@@ -86,6 +91,12 @@ def bearer_key(allow_x_api_key=False):
     if allow_x_api_key:
         return (request.headers.get("X-API-Key") or "").strip() or None
     return None
+
+
+def from_nginx():
+    """Whether nginx sent the request: gunicorn on a unix socket reports no peer address,
+    and only nginx can reach that socket."""
+    return not request.remote_addr
 
 
 def client_ip():

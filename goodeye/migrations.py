@@ -58,6 +58,17 @@ def _create_variant_table():
     database.create_tables([Variant], safe=True)
 
 
+def _add_project_usage():
+    for field in (Project.max_images, Project.max_storage_bytes, Project.image_count, Project.storage_bytes):
+        _add_column_once(Project, field)
+    # The counters start from the rows as they are; from here on every insert and delete moves them.
+    database.execute_sql(
+        "UPDATE project SET"
+        " image_count = (SELECT COUNT(*) FROM image WHERE image.project_id = project.id),"
+        " storage_bytes = (SELECT COALESCE(SUM(size_bytes), 0) FROM image WHERE image.project_id = project.id)"
+    )
+
+
 MIGRATIONS = [
     (1, "core tables: org, project, api_key, blob, image", _create_core_tables),
     (2, "generation: one row per call to an image generator", _create_generation_table),
@@ -65,6 +76,7 @@ MIGRATIONS = [
     (4, "server_secret: the key that signs serving tokens", _create_token_secret),
     (6, "rate_limit_counter (database:// limits), project.live_generations_per_ip_per_hour", _add_limits_storage),
     (7, "variant: rendered sizes and formats of an original, by its sha256 and the render key", _create_variant_table),
+    (10, "project quotas and usage counters, backfilled from the image rows", _add_project_usage),
 ]
 
 

@@ -55,6 +55,12 @@ class Project(BaseModel):
     allow_new_live_scopes = BooleanField(default=True)
     # Live-URL generations per client address per hour; NULL: the deployment's GOODEYE_LIVE_GENERATION_LIMIT.
     live_generations_per_ip_per_hour = IntegerField(null=True)
+    # Quotas (None: unlimited) and the usage they are held against, kept by goodeye/projects/quota.py
+    # in the same transaction as every image insert, replacement and delete.
+    max_images = BigIntegerField(null=True)
+    max_storage_bytes = BigIntegerField(null=True)
+    image_count = BigIntegerField(default=0)
+    storage_bytes = BigIntegerField(default=0)
     created_at = PreciseDateTimeField(default=utcnow)
 
     class Meta:

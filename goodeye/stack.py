@@ -25,9 +25,10 @@ import jinja2
 from goodeye import console
 from goodeye.config import check_serving, load_settings
 from goodeye.files import DATA_DIR_MODE, make_private_dir
+from goodeye.metrics import nginx_status_socket
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NGINX_TEMPLATE = os.path.join(REPO_ROOT, "nginx", "goodeye.conf.j2")
+# Package data: found beside this module in a checkout and in an installed package alike.
+NGINX_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx", "goodeye.conf.j2")
 
 
 # Files the processes create are readable by the app's group at most (goodeye/files.py).
@@ -89,13 +90,13 @@ def _console_nginx(settings):
 
 
 # nginx closes idle upstream connections well before gunicorn would (see the upstream block
-# in nginx/goodeye.conf.j2), so a request never meets a connection gunicorn is closing.
+# in goodeye/nginx/goodeye.conf.j2), so a request never meets a connection gunicorn is closing.
 UPSTREAM_KEEPALIVE_SECONDS = 30
 GUNICORN_KEEPALIVE_SECONDS = UPSTREAM_KEEPALIVE_SECONDS * 2
 APP_SOCKET, SERVE_SOCKET = "gunicorn.sock", "gunicorn-serve.sock"
 
 
-def render_nginx_config(settings, access_log=False):
+def render_nginx_config(settings):
     """The nginx configuration for these settings, as text."""
     with open(NGINX_TEMPLATE) as handle:
         template = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined)
@@ -118,7 +119,8 @@ def render_nginx_config(settings, access_log=False):
         client_max_body_size=settings.max_upload_bytes * 4 // 3 + 1024 * 1024,
         proxy_read_timeout=max(60, settings.openai_timeout_seconds + 30),
         upstream_keepalive_seconds=UPSTREAM_KEEPALIVE_SECONDS,
-        access_log=os.path.join(settings.run_dir, "nginx-access.log") if access_log else "off",
+        access_log=os.path.join(settings.run_dir, "nginx-access.log") if settings.access_log else None,
+        status_socket=nginx_status_socket(settings),
     )
 
 
@@ -161,7 +163,9 @@ class Stack:
     def _spawn(self, name, argv, env=None):
         out = open(os.path.join(self.settings.run_dir, f"{name}.log"), "ab") if self.log_to is None else self.log_to
         self.processes[name] = subprocess.Popen(
-            argv, env=env or self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # The children keep this process's working directory, where relative settings
+            # (GOODEYE_DATA_DIR=./var) were resolved.
+            argv, env=env or self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             umask=PROCESS_UMASK,
         )
 
@@ -176,11 +180,18 @@ class Stack:
         conf = os.path.join(self.settings.run_dir, "nginx.conf")
         with open(conf, "w") as handle:
             handle.write(render_nginx_config(self.settings))
+        # Counts of an earlier run would be merged into this one's: start empty.
+        metrics_dir = os.path.join(self.settings.run_dir, "metrics")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.makedirs(metrics_dir)
+        self.counted_env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+        if os.path.exists(nginx_status_socket(self.settings)):
+            os.unlink(nginx_status_socket(self.settings))
         self._spawn_gunicorn("gunicorn", APP_SOCKET, self.settings.workers)
         self._spawn_gunicorn("gunicorn-serve", SERVE_SOCKET, self.settings.serve_workers)
         self._spawn("nginx", [nginx, "-e", os.path.join(self.settings.run_dir, "nginx-error.log"), "-c", conf])
         if self.with_sweeper:
-            self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"])
+            self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"], env=self.counted_env)
         self.wait_ready(timeout)
         return self
 
@@ -192,6 +203,7 @@ class Stack:
             name,
             [
                 sys.executable, "-m", "gunicorn",
+                "--config", "python:goodeye.gunicorn_conf",
                 "--bind", f"unix:{socket_path}",
                 # The socket 0660: a local user who could reach it would bypass nginx
                 # (and the X-Real-IP it sets); nginx's workers run as the app's user or root.
@@ -204,12 +216,12 @@ class Stack:
                 # request nginx passes on never meets gunicorn's HTML 414/400.
                 "--limit-request-line", "8190",
                 "--timeout", str(max(60, self.settings.openai_timeout_seconds + 30)),
-                "wsgi:app",
+                "goodeye.wsgi:app",
             ],
             # glibc gives each thread that allocates its own malloc arena; a worker's threads
             # decoding images at once then hold several fragmented heaps. Two arenas kept the
-            # workers' peak RSS ~6 MB lower under uploads and live generations (issue 7).
-            env={"MALLOC_ARENA_MAX": "2", **self.env},
+            # workers' peak RSS ~6 MB lower under uploads and live generations (README "Performance").
+            env={"MALLOC_ARENA_MAX": "2", **self.counted_env},
         )
 
     def wait_ready(self, timeout=30):

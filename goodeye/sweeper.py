@@ -16,7 +16,11 @@ def sweep(ctx, now=None):
     now = now or utcnow()
     settings = ctx.settings
     cutoff = now - timedelta(seconds=settings.expired_grace_seconds)
-    expired = list(Image.select(Image.pk, Image.token, Image.sha256).where(Image.expires_at < cutoff).limit(1000))
+    expired = list(
+        Image.select(Image.pk, Image.token, Image.sha256, Image.project, Image.size_bytes)
+        .where(Image.expires_at < cutoff)
+        .limit(1000)
+    )
     purged = 0
     for start in range(0, len(expired), 100):
         # An image deleted or given a new TTL since the select is not purged (nor released) again.

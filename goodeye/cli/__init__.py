@@ -9,6 +9,7 @@ from goodeye.cli.images import images
 from goodeye.cli.login import login
 from goodeye.cli.mcp_cmd import mcp
 from goodeye.cli.serve import serve
+from goodeye.cli.usage import usage
 
 
 @click.group()
@@ -23,6 +24,7 @@ main.add_command(images)
 main.add_command(image_generators)
 main.add_command(login)
 main.add_command(mcp)
+main.add_command(usage)
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """`goodeye admin ...`: operator commands acting on the configured database directly."""
 
 import logging
+import re
 import time
 
 import click
@@ -15,7 +16,7 @@ from goodeye.errors import GoodeyeError
 from goodeye.identity import service as identity
 from goodeye.images.blobs import check_blobs
 from goodeye.models import iso
-from goodeye.projects import service as projects
+from goodeye.projects import quota, service as projects
 from goodeye.storage import create_storage
 from goodeye.variants import service as variant_service
 
@@ -29,8 +30,36 @@ def _project_record(project):
         "slug": project.slug,
         "allow_new_live_scopes": project.allow_new_live_scopes,
         "live_generations_per_ip_per_hour": project.live_generations_per_ip_per_hour,
+        **quota.usage_record(project),
         "created_at": iso(project.created_at),
     }
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+class QuotaType(click.ParamType):
+    """A quota: a whole number from 1 (bytes may carry a unit: 500MB, 10GiB), or `none` for no quota."""
+
+    def __init__(self, units):
+        self.units = units
+        self.name = "N|none"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        if text == "none":
+            return None
+        match = re.fullmatch(r"(-?[0-9]+)\s*([a-z]*)", text)
+        if match is None or (match.group(2) and not self.units) or match.group(2) not in _BYTE_UNITS:
+            units = " or a whole number with a unit (KB, MB, GB, TB; KiB, MiB, GiB, TiB)" if self.units else ""
+            self.fail(f"{value!r} is not a whole number{units}, or `none`.", param, ctx)
+        number = int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+        if number < 1:
+            self.fail(f"{value!r}: a quota is at least 1 (`none` removes it).", param, ctx)
+        if number > quota.MAX_QUOTA:
+            self.fail(f"{value!r}: a quota is at most {quota.MAX_QUOTA}.", param, ctx)
+        return number
 
 
 @click.group(cls=AdminGroup)
@@ -118,9 +147,12 @@ class LiveLimit(click.ParamType):
 
 def _describe_project(path, row):
     live_limit = row.live_generations_per_ip_per_hour
+    usage = quota.usage_record(row)
     return (
         f"project {path}: new live scopes {'allowed' if row.allow_new_live_scopes else 'disabled'}, "
-        f"live generations per address {f'{live_limit}/hour' if live_limit else 'the default (GOODEYE_LIVE_GENERATION_LIMIT)'}"
+        f"live generations per address {f'{live_limit}/hour' if live_limit else 'the default (GOODEYE_LIVE_GENERATION_LIMIT)'}, "
+        f"images {usage['images']} of {usage['max_images'] or 'no quota'}, "
+        f"bytes {usage['storage_bytes']} of {usage['max_storage_bytes'] or 'no quota'}"
     )
 
 
@@ -133,17 +165,40 @@ def _describe_project(path, row):
     type=LiveLimit(),
     help="Live-URL generations per client address and hour in this project; `default`: GOODEYE_LIVE_GENERATION_LIMIT.",
 )
+@click.option("--max-images", type=QuotaType(units=False), help="Most images the project keeps (`none`: no quota).")
+@click.option(
+    "--max-storage-bytes", type=QuotaType(units=True),
+    help="Most bytes the project keeps: 1000000, 500MB, 10GiB (`none`: no quota).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def project_update(ctx, path, live_scopes, live_limit, as_json):
-    """Change a project's settings."""
+def project_update(ctx, path, live_scopes, live_limit, max_images, max_storage_bytes, as_json):
+    """Change a project's settings and quotas."""
     row = identity.get_project(path)
     if live_scopes is not None:
-        row = projects.set_allow_new_live_scopes(row.id, live_scopes)
-    # None is a value here (back to the default): only an option that was given changes it.
-    if ctx.get_parameter_source("live_limit") == click.core.ParameterSource.COMMANDLINE:
-        row = projects.set_live_generations_per_ip_per_hour(row.id, live_limit)
+        projects.set_allow_new_live_scopes(row.id, live_scopes)
+
+    # None is a value here (back to the default, or no quota): only an option that was given changes it.
+    def given(name):
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    if given("live_limit"):
+        projects.set_live_generations_per_ip_per_hour(row.id, live_limit)
+    quota.set_quotas(
+        row.id, **{name: value for name, value in (("max_images", max_images), ("max_storage_bytes", max_storage_bytes)) if given(name)}
+    )
+    row = identity.get_project(path)
     emit(as_json, _project_record(row), _describe_project(path, row))
+
+
+@project.command("list")
+@click.option("--org", "org_slug", metavar="ORG", help="Only this org's projects.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def project_list(org_slug, as_json):
+    """Every project with its settings, usage and quotas."""
+    rows = identity.list_projects(org_slug)
+    lines = [_describe_project(f"{row.org.slug}/{row.slug}", row) for row in rows]
+    emit(as_json, [_project_record(row) for row in rows], "\n".join(lines) or "no projects")
 
 
 @admin.group(cls=AdminGroup)

@@ -1,4 +1,4 @@
-"""Generate images and host every output (DESIGN §4 "Generated images are hosted automatically").
+"""Generate images and host every output (README "Generated images are hosted automatically").
 
 `generate_and_host` is the one entry point, used by the `/v1` generation API and
 by live URLs. It validates the parameters, enhances the prompt, calls the
@@ -15,6 +15,9 @@ Decisions:
   provider answered and every URL was fetched (fetches hold no database lock).
   Its status is `succeeded` (every output hosted), `partial` (some slots null;
   `error` says why for each) or `failed` (the provider failed; no image).
+- Quotas: a project with no room for even one more image gets 403
+  `quota_exceeded` before the generator is called (nothing is spent); outputs
+  past the quota once it runs are `null` slots (status `partial`).
 - Anonymous generations belong to the built-in project `goodeye-system/anonymous`,
   created on first use, with no keys and with new live scopes disabled, so no
   one can use it as a live-URL generator. Those slugs are reserved.
@@ -27,6 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from goodeye import metrics
 from goodeye.db import database
 from goodeye.errors import (
     GenerationFailed,
@@ -35,6 +39,7 @@ from goodeye.errors import (
     ImageTooLargeDimensions,
     InvalidImage,
     InvalidRequest,
+    QuotaExceeded,
     RateLimited,
     UnsupportedImageType,
 )
@@ -46,6 +51,7 @@ from goodeye.ids import new_id
 from goodeye.images.service import Placement, create_image, image_url, parse_ttl, parse_visibility
 from goodeye.images.validation import sniff_format
 from goodeye.models import Generation, Image, Org, Project, iso
+from goodeye.projects.quota import check_room
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,7 @@ class GenerationResult:
     generation: Generation
     image_urls: list[str | None]  # see the module docstring for what each entry holds
     hosted: list[Image | None]  # aligned 1:1 with image_urls
+    over_quota: bool = False  # some output was not hosted because the project's quota was full
 
 
 def _check_int(name, value, low, high):
@@ -187,6 +194,7 @@ def generate_and_host(
     placement = Placement(
         visibility=parse_visibility(visibility), ttl_seconds=None if ttl_seconds is None else parse_ttl(ttl_seconds)
     )
+    check_room(project_id, images=1)
     started = time.monotonic()
     enhanced = (
         enhance_prompt(params["prompt"], params["template"], True, chat=ctx.generators.enhancer)
@@ -212,10 +220,11 @@ def generate_and_host(
             error=exc.message,
             duration_ms=_elapsed_ms(started),
         )
+        metrics.count_generation(generator.id, "failed")
         raise
     payloads = _collect_bytes(ctx, outputs)
 
-    hosted, reasons = [], []
+    hosted, reasons, over_quota = [], [], False
     with database.atomic():
         for index, (output, (data, reason)) in enumerate(zip(outputs, payloads)):
             image = None
@@ -238,6 +247,8 @@ def generate_and_host(
                     )
                 except _NOT_ACCEPTED as exc:
                     reason = exc.message
+                except QuotaExceeded as exc:
+                    reason, over_quota = exc.message, True
             hosted.append(image)
             if image is None:
                 reasons.append(f"output {index}: {reason or 'no image'}")
@@ -249,13 +260,14 @@ def generate_and_host(
             error="; ".join(reasons) or None,
             duration_ms=_elapsed_ms(started),
         )
+    metrics.count_generation(generator.id, "quota_exceeded" if over_quota else status)
     if reasons:
         log.info("generation %s not fully hosted: %s", generation.id, generation.error)
     image_urls = [
         output.url or (image_url(ctx.settings, image) if image is not None else None)
         for output, image in zip(outputs, hosted)
     ]
-    return GenerationResult(generation=generation, image_urls=image_urls, hosted=hosted)
+    return GenerationResult(generation=generation, image_urls=image_urls, hosted=hosted, over_quota=over_quota)
 
 
 def _elapsed_ms(started):

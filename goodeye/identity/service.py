@@ -81,6 +81,14 @@ def get_project(path):
     return project
 
 
+def list_projects(org_slug=None):
+    """Every project (with its org), ordered by org and slug; only one org's when given."""
+    query = Project.select(Project, Org).join(Org).order_by(Org.slug, Project.slug)
+    if org_slug is not None:
+        query = query.where(Org.slug == get_org(org_slug).slug)
+    return list(query)
+
+
 def create_key(project, name=""):
     """Mint a key for the project; returns (row, plaintext). The plaintext is never stored."""
     plaintext = KEY_PREFIX + base62(40)

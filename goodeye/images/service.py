@@ -1,4 +1,4 @@
-"""Image records: create, list, get, update, delete (DESIGN §4)."""
+"""Image records: create, list, get, update, delete (README "API")."""
 
 import base64
 import binascii
@@ -12,14 +12,16 @@ from datetime import timedelta
 
 from peewee import IntegrityError
 
+from goodeye import metrics
 from goodeye.db import database, for_update, retry_on_deadlock
-from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest
+from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest, QuotaExceeded
 from goodeye.ids import base62, new_id
 from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, release_blobs
 from goodeye.images.metadata import strip_metadata
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, iso, utcnow
 from goodeye.parsing import whole_number
+from goodeye.projects.quota import check_room, release_usage, take_usage
 
 VISIBILITIES = ("private", "public")
 SOURCES = ("upload", "generated")
@@ -136,7 +138,16 @@ def create_image(ctx, project_id, data, placement, *, source="upload", generatio
         data = strip_metadata(data, info.format)
         # What is stored is what is described: size, SHA-256 and a check of the new bytes.
         info = validate_image(data, ctx.image_limits)
-    image = _insert_image(ctx, project_id, info, data, placement, source, generation_params)
+    # A read first, so an upload that cannot fit writes no bytes; take_usage decides for real.
+    check_room(project_id, images=1, storage_bytes=info.size_bytes)
+    try:
+        image = _insert_image(ctx, project_id, info, data, placement, source, generation_params)
+    except QuotaExceeded:
+        # Another upload took the room meanwhile: the bytes written for this one go
+        # unless another image holds them.
+        reclaim_if_unreferenced(ctx.storage, info.sha256)
+        raise
+    metrics.count_upload(source, info.size_bytes)
     sync_link(ctx, image)
     return image
 
@@ -160,6 +171,10 @@ def _insert_image(ctx, project_id, info, data, placement, source, generation_par
         if placement.alias:
             _lock_aliases(project_id)
             _release_alias(project_id, placement.alias, now)
+        # After the blob (the order every writer takes: blob row, then project row) and
+        # before the image row, whose foreign key would otherwise share-lock the project
+        # row first and deadlock two uploads upgrading it.
+        take_usage(project_id, images=1, storage_bytes=info.size_bytes)
         for attempt in range(5):
             try:
                 return Image.create(
@@ -342,7 +357,8 @@ class Removal:
 
 
 def remove_image_rows(images, condition=None):
-    """In the caller's transaction, delete the rows of `images` (pk, token, sha256) and release their blobs.
+    """In the caller's transaction, delete the rows of `images` (pk, token, sha256, project, size_bytes),
+    release their blobs and give their projects' usage back.
 
     Each row's own DELETE decides: a row that another transaction removed first,
     or that no longer meets `condition`, releases nothing here. Returns a Removal
@@ -355,6 +371,9 @@ def remove_image_rows(images, condition=None):
             query = query.where(condition)
         if query.execute():
             removed.append(image)
+    for project_id in {image.project_id for image in removed}:
+        mine = [image for image in removed if image.project_id == project_id]
+        release_usage(project_id, sum(image.size_bytes for image in mine), images=len(mine))
     unreferenced = release_blobs(Counter(image.sha256 for image in removed))
     return Removal([image.token for image in removed], unreferenced)
 
@@ -379,10 +398,12 @@ def swap_image_bytes(image_pk, fresh, **fields):
     old reference is released. ImageNotFound when either image is gone. Returns the
     Removal to finish after the commit (the fresh row's link, the old bytes).
     """
-    old = for_update(Image.select(Image.pk, Image.sha256).where(Image.pk == image_pk)).first()
+    old = for_update(Image.select(Image.pk, Image.sha256, Image.project, Image.size_bytes).where(Image.pk == image_pk)).first()
     # A fresh image deleted meanwhile took its reference with it: nothing to pass on.
     if old is None or not Image.delete().where(Image.pk == fresh.pk).execute():
         raise ImageNotFound()
+    # The project keeps one image, of the fresh size (which the fresh image's insert counted).
+    release_usage(old.project_id, old.size_bytes)
     Image.update(**bytes_fields(fresh), **fields, updated_at=utcnow()).where(Image.pk == image_pk).execute()
     return Removal([fresh.token], release_blobs(Counter([old.sha256])))
 

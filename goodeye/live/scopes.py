@@ -141,7 +141,7 @@ def _delete_scope_rows(project_id, slug):
         if scope is None:
             raise NotFound(f"No scope {slug!r}.", code="SCOPE_NOT_FOUND")
         images = list(
-            Image.select(Image.pk, Image.token, Image.sha256).where(
+            Image.select(Image.pk, Image.token, Image.sha256, Image.project, Image.size_bytes).where(
                 (Image.project == project_id) & (Image.live_scope_id == scope.id)
             )
         )

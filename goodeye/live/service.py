@@ -1,4 +1,4 @@
-"""Live URLs and the CDN (DESIGN §5): images by filename or @alias, and images made on first request.
+"""Live URLs and the CDN (README "Live URLs and the CDN"): images by filename or @alias, and images made on first request.
 
 A live URL's HIT never generates and touches no limit: one indexed query for the
 project, one for the cache entry joined to its image, then nginx streams the
@@ -39,6 +39,7 @@ from goodeye.errors import (
     ImageNotFound,
     InvalidRequest,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     ServiceUnavailable,
 )
@@ -49,6 +50,7 @@ from goodeye.ids import new_id
 from goodeye.images.service import ALIAS_PATTERN, image_url, remove_images, update_image_rows
 from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
 from goodeye.parsing import flag
+from goodeye.projects.quota import check_room
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 
 SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
@@ -303,6 +305,8 @@ def generate_live_image(ctx, params, project_id, ip):
         client_ip=ip,
     )
     image = result.hosted[0]
+    if image is None and result.over_quota:
+        raise QuotaExceeded()
     if image is None:
         raise GenerationFailed(f"The generated image could not be stored: {result.generation.error or 'no image'}.")
     return result.generation, image
@@ -338,6 +342,8 @@ def _ip_limit(ctx, project_id, ip, *, take):
 
 def serve_live(ctx, project_id, allow_new_live_scopes, slug, live, ip):
     """Answer a live URL whose key was not cached: wait for a generation in flight, or generate."""
+    # Before any scope, claim, limit or budget is taken: a full project generates nothing.
+    check_room(project_id, images=1)
     cache_key = live.cache_key(project_id, slug)
     params = json.dumps(live.params())
     scope = find_scope(project_id, slug)

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, jsonify, request
 
+from goodeye import metrics
 from goodeye.context import current_context
 from goodeye.errors import GoodeyeError
 from goodeye.http import client_ip, json_body
@@ -26,7 +27,7 @@ REGENERATE_JSON_TYPES = {"imageId": ("string",)}
 @bp.get("/cdn/<org>/<project>/img/<path:name>")
 def cdn_image(org, project, name):
     ctx = current_context()
-    project_id = optional_project_id()  # public by design, but a key that is sent must be a valid one (DESIGN §3)
+    project_id = optional_project_id()  # public by design, but a key that is sent must be a valid one
     image = service.find_cdn_image(org, project, name)
     spec = requested_variant(ctx)
     image = as_variant(ctx, image, spec, anonymous=project_id is None)
@@ -45,9 +46,12 @@ def cdn_live(org, project, scope):
     image = service.find_cached(live.cache_key(project_id, scope))
     if image is None:
         outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
+        metrics.count_live(outcome.cache_status)
         if outcome.cache_status != "HIT":
             return _miss_response(ctx, outcome, scope, spec, anonymous=caller is None)
         image = outcome.image
+    else:
+        metrics.count_live("HIT")
     image = as_variant(ctx, image, spec, anonymous=caller is None)
     return blob_response(
         ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec)
@@ -87,7 +91,7 @@ def decide_cdn_live(org, project, scope):
 
 def _miss_response(ctx, outcome, scope, spec, *, anonymous):
     # Flask streams a MISS itself: X-Generation-Id and X-RateLimit-* would not
-    # survive an X-Accel-Redirect (DESIGN §8), and MISSes are rare by design.
+    # survive an X-Accel-Redirect (docs/architecture.md), and MISSes are rare by design.
     extra = {"X-Generation-Id": outcome.generation_id, **outcome.limit_state.headers(), **vary_headers(spec)}
     image = as_variant(ctx, outcome.image, spec, anonymous=anonymous)
     return blob_response(

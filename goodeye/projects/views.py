@@ -1,10 +1,10 @@
-"""`GET`/`PATCH /api/v1/project`: the settings of the project the key belongs to."""
+"""`GET`/`PATCH /api/v1/project`: the settings of the project the key belongs to; `GET /v1/usage`."""
 
 from flask import Blueprint, jsonify
 
 from goodeye.http import json_body
 from goodeye.identity.auth import required_project_id
-from goodeye.projects import service
+from goodeye.projects import quota, service
 
 bp = Blueprint("projects", __name__)
 
@@ -23,3 +23,8 @@ def update_project():
     project_id = required_project_id(allow_x_api_key=True)
     project = service.update_project(project_id, json_body(PROJECT_JSON_TYPES))
     return jsonify({"success": True, "data": service.project_record(project)})
+
+
+@bp.get("/v1/usage")
+def usage():
+    return jsonify(quota.project_usage(required_project_id()))

@@ -44,7 +44,7 @@ class BlobStorage(abc.ABC):
         """The tail of the internal nginx URI that streams the blob: `local/...` or `s3/...`.
 
         The serving layer prefixes it with `/_goodeye/{meta}/`; nginx's internal
-        locations (nginx/goodeye.conf.template) map each kind to a file or a proxy.
+        locations (goodeye/nginx/goodeye.conf.j2) map each kind to a file or a proxy.
         """
 
     def remove_partial_writes(self, older_than_epoch):
