@@ -6,7 +6,7 @@ import time
 
 import click
 
-from goodeye import migrations
+from goodeye import logs, metrics, migrations
 from goodeye.cli.common import AdminGroup, emit, fail
 from goodeye.cli.storage import storage
 from goodeye.config import ConfigError, load_settings
@@ -301,12 +301,16 @@ def sweep_command(settings, loop, as_json):
     if not loop:
         with database.connection_context():
             result = sweep(ctx)
+        metrics.count_sweep("ok", result)
         emit(as_json, result, ", ".join(f"{k}={v}" for k, v in result.items()))
         return
+    logs.configure(settings.log_format)
     while True:
         try:
             with database.connection_context():
-                sweep(ctx)
+                result = sweep(ctx)
+            metrics.count_sweep("ok", result)
         except Exception:  # a database or store outage must not end the sweeper
+            metrics.count_sweep("failed")
             log.exception("sweep failed; retrying in %ss", settings.sweep_interval_seconds)
         time.sleep(settings.sweep_interval_seconds)

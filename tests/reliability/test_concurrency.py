@@ -116,3 +116,35 @@ def test_racing_alias_moves_leave_exactly_one_holder(stacks):
                           json={"visibility": "public"}).status_code == 200
     served = requests.get(f"{stacks[-1].url}/cdn/{org}/{project}/img/@hero")
     assert served.status_code == 200 and served.headers["X-Image-Id"] == holders[0]
+
+
+def test_uploads_racing_for_the_last_places_of_a_quota_stop_at_exactly_the_quota(stacks):
+    owner = stacks[0].new_owner()
+    quota = 10
+    assert stacks[0].admin("project", "update", owner.project, "--max-images", str(quota)).exit_code == 0
+    clients = count("concurrent_clients")
+    payloads = [_png(random.randrange(1 << 16) * 64 + n) for n in range(clients)]
+
+    def upload(session, n):
+        stack = stacks[n % len(stacks)]
+        return session.post(f"{stack.url}/v1/images", headers=owner.headers, files={"file": (f"{n}.png", payloads[n])})
+
+    with ClientPool(clients) as pool:
+        answers = pool.map(upload, range(clients))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] * quota + [403] * (clients - quota)
+    assert {answer.json()["error"]["code"] for answer in answers if answer.status_code == 403} == {"quota_exceeded"}
+    stored = [answer.json() for answer in answers if answer.status_code == 201]
+    usage = requests.get(f"{stacks[-1].url}/v1/usage", headers=owner.headers).json()
+    assert usage == {"images": quota, "storage_bytes": sum(r["size_bytes"] for r in stored), "max_images": quota,
+                     "max_storage_bytes": None}
+    probe = DbProbe(stacks[0].settings)
+    try:
+        assert probe.image_count(owner.project) == quota
+        refs = probe.blob_refs()
+    finally:
+        probe.close()
+    # A refused upload leaves no blob row and no bytes behind.
+    refused = {sha256(payloads[n]) for n, answer in enumerate(answers) if answer.status_code == 403}
+    assert not refused & set(refs)
+    assert not refused & set(stacks[0].blob_keys())
