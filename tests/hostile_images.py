@@ -4,7 +4,7 @@
 when the upload must be accepted. Everything is generated here (Pillow or byte surgery),
 nothing is committed, and the whole corpus (~200 cases) builds in about half a second.
 
-Decisions the expectations encode (DESIGN §4: the stored bytes are exactly the uploaded
+Decisions the expectations encode (README "The image API": the stored bytes are exactly the uploaded
 bytes, and a file is what its magic number and a real decode say it is):
 
 - Trailing bytes after a complete image are accepted and stored verbatim: a PNG with a

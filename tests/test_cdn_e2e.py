@@ -1,4 +1,4 @@
-"""`/cdn/{org}/{project}/img/{filename|@alias}` (DESIGN §5), end to end, in both serving modes."""
+"""`/cdn/{org}/{project}/img/{filename|@alias}`, end to end, in both serving modes."""
 
 import pytest
 import requests

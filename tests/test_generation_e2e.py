@@ -1,4 +1,4 @@
-"""Image generation and automatic hosting (DESIGN §4), end to end through nginx + gunicorn.
+"""Image generation and automatic hosting, end to end through nginx + gunicorn.
 
 One stack for the module, with the `openai` generator pointed at a real fake
 provider (tests/fake_openai.py) that is on the fetch allowlist, a small upload

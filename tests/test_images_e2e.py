@@ -1,4 +1,4 @@
-"""The image hosting contract (DESIGN §3-4), end to end through nginx + gunicorn, in both serving modes."""
+"""The image hosting contract, end to end through nginx + gunicorn, in both serving modes."""
 
 import base64
 import hashlib

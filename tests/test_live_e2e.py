@@ -1,4 +1,4 @@
-"""Live URLs (DESIGN §5), end to end through nginx + gunicorn, on MySQL, with limits in Redis.
+"""Live URLs, end to end through nginx + gunicorn, on MySQL, with limits in Redis.
 
 Each request that must count against an address of its own connects from a
 random loopback address (nginx sets X-Real-IP from it), so per-IP limits never

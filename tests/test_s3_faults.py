@@ -1,4 +1,4 @@
-"""The S3 endpoint goes away mid-run (DESIGN §1): uploads and serving answer 503
+"""The S3 endpoint goes away mid-run: uploads and serving answer 503
 `service_unavailable` JSON, nothing is half-written, and Goodeye recovers by itself
 when the endpoint comes back on the same port."""
 

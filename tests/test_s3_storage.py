@@ -1,4 +1,4 @@
-"""S3 blob storage (DESIGN §1, §8) against a real S3 endpoint (moto's server): the store,
+"""S3 blob storage against a real S3 endpoint (moto's server): the store,
 nginx streaming and caching S3 objects, and `goodeye admin storage migrate`."""
 
 import hashlib

@@ -1,4 +1,4 @@
-"""The scopes API, `/api/v1/live` and `/api/v1/project` (DESIGN §5), end to end through nginx on MySQL."""
+"""The scopes API, `/api/v1/live` and `/api/v1/project`, end to end through nginx on MySQL."""
 
 import hashlib
 import os

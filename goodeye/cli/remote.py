@@ -23,7 +23,8 @@ def exit_code_for(error):
     """The process exit code for a client error."""
     if isinstance(error, ConnectionFailed):
         return EXIT_UNREACHABLE
-    if isinstance(error, ApiError) and error.status in (401, 403):
+    # A full quota is a 403 too, but no other key would help: an ordinary API error.
+    if isinstance(error, ApiError) and error.status in (401, 403) and error.slug != "quota_exceeded":
         return EXIT_AUTH
     if isinstance(error, ApiError) and error.status == 404:
         return EXIT_NOT_FOUND

@@ -1,4 +1,4 @@
-"""Generate images and host every output (README "Generated images are hosted automatically").
+"""Generate images and host every output (README "Image generation").
 
 `generate_and_host` is the one entry point, used by the `/v1` generation API and
 by live URLs. It validates the parameters, enhances the prompt, calls the

@@ -1,1 +1,1 @@
-"""Organisations, projects and API keys (DESIGN §3)."""
+"""Organisations, projects and API keys (README "Operators: orgs, projects, keys")."""

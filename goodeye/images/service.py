@@ -1,4 +1,4 @@
-"""Image records: create, list, get, update, delete (README "API")."""
+"""Image records: create, list, get, update, delete (README "The image API")."""
 
 import base64
 import binascii

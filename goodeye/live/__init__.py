@@ -1,1 +1,1 @@
-"""Live URLs, the project CDN and scopes (DESIGN §5)."""
+"""Live URLs, the project CDN and scopes (README "Live URLs and the CDN")."""

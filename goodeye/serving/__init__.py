@@ -1,1 +1,1 @@
-"""The serving path: the lightweight check in front of every image byte (DESIGN §1, §8)."""
+"""The serving path: the lightweight check in front of every image byte (docs/architecture.md)."""

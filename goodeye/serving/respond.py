@@ -18,7 +18,7 @@ def validators(image):
 
 
 def _meta_segment(image_id, cache_status, scope, cache_control):
-    # nginx drops the app's X-* headers on an internal redirect (DESIGN §8), and
+    # nginx drops the app's X-* headers on an internal redirect (docs/architecture.md), and
     # would keep its Cache-Control even on an error page; the internal location
     # reads these back from the URI and emits them (Cache-Control on success only).
     cache_token = "P" + cache_control.partition("max-age=")[2] if cache_control.startswith("public") else "N"

@@ -97,7 +97,7 @@ def test_authorization_matrix(rel_stack, parties, path, method, security, creden
     upper = path.startswith(("/cdn/", "/api/"))
     if not schemes:
         if path.startswith("/cdn/") and credential in ("revoked_key", "malformed_key"):
-            # Public by design, but a key that is sent is read, and a wrong one refused (DESIGN §3).
+            # Public by design, but a key that is sent is read, and a wrong one refused.
             assert status == 401 and (method == "head" or response.json()["error"]["code"] == "INVALID_API_KEY"), status
             return
         # Public by design (/healthz, /readyz, /cdn): no key, or a valid one, changes nothing.
