@@ -297,6 +297,8 @@ def start_stack(cleanup, root, name, database_url, **overrides):
         GOODEYE_PUBLIC_URL=f"http://127.0.0.1:{port}",
         # "" (SQLite in the data dir) also hides a GOODEYE_DATABASE_URL of the caller.
         GOODEYE_DATABASE_URL=database_url,
+        # The raw nginx it is compared with writes no access log either.
+        GOODEYE_ACCESS_LOG="false",
         **overrides,
     )
     admin(env, "db", "init")
