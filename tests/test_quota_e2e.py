@@ -182,3 +182,21 @@ def test_bad_quota_flags_are_usage_errors_that_change_nothing(plain_stack, owner
     result = plain_stack.admin("project", "update", owner.project, flag, value)
     assert result.exit_code == 2 and message in result.output
     assert _usage(plain_stack, owner)["max_images"] == 3
+
+
+def test_the_migration_counts_what_the_rows_hold(plain_stack, owner):
+    """Migration 10 backfills the counters from the image rows (run again here on wrong counters)."""
+    for size in ((12, 12), (13, 12)):
+        assert _upload(plain_stack, owner, factories.png(size)).status_code == 201
+    records = _records(plain_stack, owner)
+    probe = DbProbe(plain_stack.settings)
+    try:
+        project_id = probe.project_id(owner.project)
+        probe.rows("UPDATE project SET image_count = 99, storage_bytes = 99 WHERE id = ?", project_id)
+        probe.rows("DELETE FROM schema_migration WHERE version = 10")
+    finally:
+        probe.close()
+    migrated = plain_stack.admin("db", "migrate", "--json")
+    assert migrated.exit_code == 0 and json.loads(migrated.output) == {"applied": [10]}
+    usage = _usage(plain_stack, owner)
+    assert (usage["images"], usage["storage_bytes"]) == (2, sum(record["size_bytes"] for record in records))
