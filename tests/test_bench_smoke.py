@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from goodeye.stack import REPO_ROOT
+from tests.bench.harness import REPO_ROOT
 from tests.conftest import MYSQL_ADMIN_URL
 
 # Fault injection, load, fuzzing and bench smoke: left out of the inner loop (-m "not slow").

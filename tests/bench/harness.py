@@ -42,10 +42,11 @@ from PIL import Image
 from goodeye.cli import main as goodeye_cli
 from goodeye.generation.builtin import render
 from goodeye.images.validation import ImageLimits, validate_image
-from goodeye.stack import REPO_ROOT, Stack, find_nginx
+from goodeye.stack import Stack, find_nginx
 from goodeye.storage.local import LocalStorage
 from tests.bench import variants
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_JSON = os.path.join(REPO_ROOT, "bench-results", "bench.json")
 MODES = {
     "full": {"images": 10_000, "duration": 10, "repeats": 10, "settle_s": 180, "large_render": True},
