@@ -125,7 +125,7 @@ def test_generation_past_the_quota_gives_null_slots_then_403_before_generating(p
         probe.close()
 
 
-def test_a_live_miss_over_the_quota_is_403_without_generating(plain_stack, owner):
+def test_a_live_miss_over_the_quota_is_403_without_generating_and_scopes_give_back_their_images(plain_stack, owner):
     _set_quota(plain_stack, owner, "--max-images", "1")
     org, project = owner.project.split("/")
     live = f"{plain_stack.url}/cdn/{org}/{project}/live/hero"
@@ -139,6 +139,18 @@ def test_a_live_miss_over_the_quota_is_403_without_generating(plain_stack, owner
     scope = requests.get(f"{plain_stack.url}/api/v1/live/scopes/hero", headers=owner.headers).json()["data"]
     # No budget spent on the refused MISS.
     assert scope["currentGenerations"] == 1
+
+
+    # Regenerating keeps one image, of the new size (it needs room for one more while it runs).
+    _set_quota(plain_stack, owner, "--max-images", "2")
+    regenerated = requests.post(f"{plain_stack.url}/api/v1/live/scopes/hero/regenerate", headers=owner.headers, json={})
+    assert regenerated.status_code == 200 and regenerated.json()["data"]["regenerated"] == 1
+    records = _records(plain_stack, owner)
+    assert _usage(plain_stack, owner)["images"] == len(records) == 1
+    assert _usage(plain_stack, owner)["storage_bytes"] == records[0]["size_bytes"]
+    # Deleting the scope deletes its image and frees its place at once.
+    assert requests.delete(f"{plain_stack.url}/api/v1/live/scopes/hero", headers=owner.headers).status_code == 200
+    assert _usage(plain_stack, owner)["images"] == 0 and _usage(plain_stack, owner)["storage_bytes"] == 0
 
 
 def test_goodeye_usage_prints_the_usage(plain_stack, owner, tmp_path):
