@@ -51,13 +51,16 @@ _FAMILIES = (
     ("/readyz", "health"),
     ("/metrics", "metrics"),
 )
+_CONSOLE_PAGES = {"/", "/docs", "/openapi.json", "/favicon.ico"}
 _LIVE_PATH = re.compile(r"^/cdn/[^/]+/[^/]+/live/")
 _STUB_STATUS = re.compile(
     r"Active connections:\s*(\d+).*?(\d+)\s+(\d+)\s+(\d+)\s*Reading:\s*(\d+)\s*Writing:\s*(\d+)\s*Waiting:\s*(\d+)", re.S
 )
 
 def route_family(path):
-    """The bounded label of a request path: serve, v1, live, cdn, decide, api, health, metrics or other."""
+    """The bounded label of a request path: serve, v1, live, cdn, decide, api, health, metrics, console or other."""
+    if path in _CONSOLE_PAGES or path.startswith("/console/"):
+        return "console"
     if path.startswith("/cdn/"):
         return "live" if _LIVE_PATH.match(path) else "cdn"
     for prefix, family in _FAMILIES:

@@ -12,7 +12,8 @@ import requests
 import yaml
 
 from goodeye import console
-from goodeye.stack import REPO_ROOT
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SECURITY_HEADERS = {name.lower(): value for name, value in console.SECURITY_HEADERS.items()}
 

@@ -179,6 +179,7 @@ def test_one_request_id_in_the_response_nginxs_log_and_the_apps_log(ops_stack):
         ({"method": "GET", "path": "/v1/i/" + "A" * 32 + ".png", "auth": False}, 404),  # nginx's fast path, then the app
         ({"method": "GET", "path": "/v1/images?q=" + "x" * 9000, "auth": False}, 414),  # nginx's own error page
         ({"method": "GET", "path": "/healthz", "auth": False}, 200),
+        ({"method": "GET", "path": "/", "auth": False}, 200),  # the console's page, a file nginx serves
     ],
 )
 def test_every_response_carries_one_request_id(ops_stack, request_kwargs, status):
