@@ -72,6 +72,13 @@ class Generation(Record):
     )
 
 
+class Usage(Record):
+    images: int = Field(description="Images the project keeps (expired ones until they are purged).")
+    storage_bytes: int = Field(description="Sum of the images' size_bytes.")
+    max_images: int | None = Field(description="The project's quota of images; null: unlimited.")
+    max_storage_bytes: int | None = Field(description="The project's quota of bytes; null: unlimited.")
+
+
 def _result(payload):
     """A successful tool result: the JSON as structured content and as text."""
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], structured_content=payload)
@@ -202,6 +209,11 @@ def build_server(settings):
             GoodeyeClient.generate, generator, prompt, n=n, aspect_ratio=aspect_ratio, seed=seed, visibility=visibility,
             ttl_seconds=ttl_seconds,
         )
+
+    @server.tool(annotations=ToolAnnotations(title="Usage and quotas", read_only_hint=True, open_world_hint=False))
+    def get_usage() -> Annotated[CallToolResult, Usage]:
+        """Use before uploading or generating many images, or after a quota_exceeded error: what the project keeps and its quotas."""
+        return call(GoodeyeClient.usage)
 
     return server
 

@@ -13,7 +13,7 @@ from tests import factories
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The MCP server's own upload limit in these tests: small, so an oversized payload stays small.
 MCP_MAX_UPLOAD_BYTES = 16 * 1024
-TOOLS = {"upload_image", "list_images", "get_image", "update_image", "delete_image", "generate_image"}
+TOOLS = {"upload_image", "list_images", "get_image", "update_image", "delete_image", "generate_image", "get_usage"}
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +173,9 @@ def test_generate_image_hosts_outputs(mcp_stack, owner, tmp_path, http):
         assert repeat["sha256"] == first["sha256"]
         listed = ok(await client.call_tool("list_images", {"source": "generated"}))
         assert len(listed["data"]) == 3
+        usage = ok(await client.call_tool("get_usage", {}))
+        assert usage == {"images": 3, "storage_bytes": sum(r["size_bytes"] for r in listed["data"]),
+                         "max_images": None, "max_storage_bytes": None}
         assert tool_error(await client.call_tool("generate_image", {"prompt": "x", "generator": "nope"})) == "generator_not_found"
         assert (await client.call_tool("generate_image", {"prompt": ""})).is_error
 
