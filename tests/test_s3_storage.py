@@ -117,7 +117,7 @@ def test_accel_target_is_a_presigned_url_split_for_nginx(s3_server, bucket):
 
 SERVED_HEADERS = {
     "server", "date", "content-type", "content-length", "connection", "cache-control", "etag",
-    "last-modified", "accept-ranges", "x-content-type-options", "x-image-id",
+    "last-modified", "accept-ranges", "x-content-type-options", "x-image-id", "x-request-id",
 }
 
 
