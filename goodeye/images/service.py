@@ -371,10 +371,12 @@ def remove_image_rows(images, condition=None):
             query = query.where(condition)
         if query.execute():
             removed.append(image)
+    unreferenced = release_blobs(Counter(image.sha256 for image in removed))
+    # The project row last, as an upload takes it after the blob row: the other order deadlocks
+    # a delete against an upload of the same bytes.
     for project_id in {image.project_id for image in removed}:
         mine = [image for image in removed if image.project_id == project_id]
         release_usage(project_id, sum(image.size_bytes for image in mine), images=len(mine))
-    unreferenced = release_blobs(Counter(image.sha256 for image in removed))
     return Removal([image.token for image in removed], unreferenced)
 
 
@@ -402,10 +404,12 @@ def swap_image_bytes(image_pk, fresh, **fields):
     # A fresh image deleted meanwhile took its reference with it: nothing to pass on.
     if old is None or not Image.delete().where(Image.pk == fresh.pk).execute():
         raise ImageNotFound()
-    # The project keeps one image, of the fresh size (which the fresh image's insert counted).
-    release_usage(old.project_id, old.size_bytes)
     Image.update(**bytes_fields(fresh), **fields, updated_at=utcnow()).where(Image.pk == image_pk).execute()
-    return Removal([fresh.token], release_blobs(Counter([old.sha256])))
+    unreferenced = release_blobs(Counter([old.sha256]))
+    # The project keeps one image, of the fresh size (which the fresh image's insert counted);
+    # its row last, as everywhere (remove_image_rows).
+    release_usage(old.project_id, old.size_bytes)
+    return Removal([fresh.token], unreferenced)
 
 
 def update_image_rows(pks, **fields):
