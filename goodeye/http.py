@@ -102,11 +102,9 @@ def from_nginx():
 def client_ip():
     """The client's address: X-Real-IP as nginx sets it (after its real-IP module weighed
     X-Forwarded-For from GOODEYE_TRUSTED_PROXIES), believed only from nginx itself."""
-    peer = request.remote_addr or ""
-    # gunicorn on a unix socket reports no peer address: only nginx can reach it.
-    if not peer:
+    if from_nginx():
         return request.headers.get("X-Real-IP") or "unknown"
-    return peer
+    return request.remote_addr
 
 
 class AnyPathConverter(PathConverter):

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, g, request
 from goodeye import logs, metrics
 from goodeye.context import current_context
 from goodeye.errors import NotFound
-from goodeye.http import client_ip, from_trusted_proxy
+from goodeye.http import client_ip, from_nginx
 
 bp = Blueprint("monitoring", __name__)
 
@@ -16,9 +16,9 @@ bp = Blueprint("monitoring", __name__)
 def _begin():
     g.request_started = time.perf_counter()
     sent = request.headers.get("X-Request-Id", "")
-    # Behind nginx the header is always nginx's own $request_id; from anyone else it
+    # From nginx the header is always nginx's own $request_id; from anyone else it
     # is never taken (nor echoed into a log): the app makes its own.
-    if from_trusted_proxy(current_context().settings) and logs.REQUEST_ID.match(sent):
+    if from_nginx() and logs.REQUEST_ID.match(sent):
         g.request_id = sent
     else:
         g.request_id = secrets.token_hex(16)
@@ -46,7 +46,7 @@ def init_app(app):
 @bp.get("/metrics")
 def metrics_page():
     settings = current_context().settings
-    if not metrics.is_allowed(client_ip(settings), settings.metrics_allow):
+    if not metrics.is_allowed(client_ip(), settings.metrics_allow):
         # As if there were no such page: the address learns nothing.
         raise NotFound("No such endpoint.")
     body = metrics.render(settings)
