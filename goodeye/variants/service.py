@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from peewee import IntegrityError, fn
 
+from goodeye import metrics
 from goodeye.db import database, fetch_one, retry_on_deadlock
 from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
 from goodeye.images.blobs import acquire_blob, delete_variant_rows, reclaim_if_unreferenced, release_blobs
@@ -92,6 +93,7 @@ def _render_once(ctx, image, spec, anonymous_ip):
             _count_render(ctx, anonymous_ip)
         with ctx.render_slots.hold():
             rendered = _render_original(ctx, image, spec)
+        metrics.count_variant_render(rendered.content_type.partition("/")[2])
         return _store(ctx, claim, rendered)
     except BaseException:
         Variant.delete().where((Variant.pk == claim) & Variant.variant_sha256.is_null()).execute()
