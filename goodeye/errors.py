@@ -59,6 +59,16 @@ class QuotaExceeded(GoodeyeError):
     default_message = "This project has reached its quota of images or storage."
 
 
+class InvalidSignature(Forbidden):
+    slug = "invalid_signature"
+    default_message = "The signature does not match this URL."
+
+
+class SignatureExpired(Forbidden):
+    slug = "signature_expired"
+    default_message = "This signed URL has expired."
+
+
 class NotFound(GoodeyeError):
     status = 404
     slug = "not_found"

@@ -18,6 +18,7 @@ from goodeye.models import (
     RateLimitCounter,
     SchemaMigration,
     ServerSecret,
+    SigningKey,
     Variant,
 )
 
@@ -69,6 +70,10 @@ def _add_project_usage():
     )
 
 
+def _create_signing_keys():
+    database.create_tables([SigningKey], safe=True)
+
+
 MIGRATIONS = [
     (1, "core tables: org, project, api_key, blob, image", _create_core_tables),
     (2, "generation: one row per call to an image generator", _create_generation_table),
@@ -76,6 +81,7 @@ MIGRATIONS = [
     (4, "server_secret: the key that signs serving tokens", _create_token_secret),
     (6, "rate_limit_counter (database:// limits), project.live_generations_per_ip_per_hour", _add_limits_storage),
     (7, "variant: rendered sizes and formats of an original, by its sha256 and the render key", _create_variant_table),
+    (8, "signing_key: each project's secret for signed serving URLs", _create_signing_keys),
     (10, "project quotas and usage counters, backfilled from the image rows", _add_project_usage),
 ]
 

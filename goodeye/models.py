@@ -209,6 +209,14 @@ class RateLimitCounter(BaseModel):
         table_name = "rate_limit_counter"
 
 
+class SigningKey(BaseModel):
+    """A project's secret for signed serving URLs; rotating it replaces the row's secret."""
+
+    project = ForeignKeyField(Project, primary_key=True, on_delete="CASCADE")
+    secret = CharField(max_length=64)
+    rotated_at = PreciseDateTimeField(default=utcnow)
+
+
 class SchemaMigration(BaseModel):
     version = IntegerField(primary_key=True)
     applied_at = PreciseDateTimeField(default=utcnow)

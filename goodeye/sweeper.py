@@ -45,18 +45,18 @@ def sweep(ctx, now=None):
 
 
 def _remove_stale_links(ctx):
-    """Drop fast-path links whose image is gone or no longer public (left by a crash mid-change)."""
+    """Drop fast-path links whose image is gone or no longer public, and signed links whose image is gone
+    (left by a crash mid-change)."""
     if ctx.links is None:
         return 0
     removed = 0
-    tokens = list(ctx.links.iter_tokens())
-    for start in range(0, len(tokens), 500):
-        chunk = tokens[start : start + 500]
-        public = {
-            row[0]
-            for row in Image.select(Image.token).where(Image.token.in_(chunk) & (Image.visibility == "public")).tuples()
-        }
-        for token in set(chunk) - public:
-            ctx.links.remove(token)
-            removed += 1
+    for signed in (False, True):
+        tokens = list(ctx.links.iter_tokens(signed=signed))
+        for start in range(0, len(tokens), 500):
+            chunk = tokens[start : start + 500]
+            query = Image.select(Image.token).where(Image.token.in_(chunk))
+            kept = {row[0] for row in (query if signed else query.where(Image.visibility == "public")).tuples()}
+            for token in set(chunk) - kept:
+                ctx.links.remove(token, signed=signed)
+                removed += 1
     return removed

@@ -12,6 +12,8 @@ same bytes either sees the row and keeps the file, or waits and writes it again.
 check_blobs recounts all of it from the image rows (`goodeye admin blobs check`).
 """
 
+import logging
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -20,6 +22,8 @@ from peewee import fn
 from goodeye.db import database, for_update, is_sqlite, retry_on_deadlock
 from goodeye.models import Blob, Image, Variant
 from goodeye.storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def acquire_blob(storage, info, data):
@@ -72,6 +76,25 @@ def _holders():
     stored = Variant.variant_sha256.is_null(False)
     held.update(dict(Variant.select(Variant.variant_sha256, fn.COUNT(Variant.pk)).where(stored).group_by(Variant.variant_sha256).tuples()))
     return held
+
+
+def reclaim_later(storage, sha256s, delay):
+    """reclaim_if_unreferenced each blob `delay` seconds from now, in a thread of this process.
+
+    A process that stops first leaves bytes without a row: the sweeper reclaims those.
+    """
+    def reclaim():
+        try:
+            with database.connection_context():
+                for sha256 in sha256s:
+                    reclaim_if_unreferenced(storage, sha256)
+        except Exception:
+            log.warning("could not reclaim blobs %s; the sweeper will", sha256s, exc_info=True)
+
+    if sha256s:
+        timer = threading.Timer(delay, reclaim)
+        timer.daemon = True
+        timer.start()
 
 
 def reclaim_if_unreferenced(storage, sha256):

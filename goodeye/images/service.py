@@ -6,22 +6,27 @@ import io
 import json
 import os
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 from peewee import IntegrityError
+from werkzeug.datastructures import MultiDict
 
 from goodeye import metrics
 from goodeye.db import database, for_update, retry_on_deadlock
 from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest, QuotaExceeded
 from goodeye.ids import base62, new_id
-from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, release_blobs
+from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, reclaim_later, release_blobs
 from goodeye.images.metadata import strip_metadata
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, iso, utcnow
 from goodeye.parsing import whole_number
 from goodeye.projects.quota import check_room, release_usage, take_usage
+from goodeye.serving import signing
+from goodeye.variants.params import parse_variant_params
 
 VISIBILITIES = ("private", "public")
 SOURCES = ("upload", "generated")
@@ -30,6 +35,8 @@ ALIAS_PATTERN = re.compile(r"^@?([a-z0-9][a-z0-9_-]{0,63})\Z")
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_LIST_LIMIT = 100
+# How long replaced bytes outlive their last reference, for requests decided just before.
+REPLACED_BYTES_GRACE_SECONDS = 5
 
 
 # The columns that describe an image's bytes; ImageInfo has the same names.
@@ -131,13 +138,19 @@ def decode_base64_image(data, max_bytes):
         raise InvalidRequest("data is not valid base64.") from None
 
 
-def create_image(ctx, project_id, data, placement, *, source="upload", generation_params=None):
-    """Validate bytes, store them and insert the record; nothing is left behind on failure."""
+def validated_bytes(ctx, data, strip):
+    """The bytes to store and their ImageInfo, as for an upload; stripped of metadata when asked."""
     info = validate_image(data, ctx.image_limits)
-    if placement.strip_metadata:
+    if strip:
         data = strip_metadata(data, info.format)
         # What is stored is what is described: size, SHA-256 and a check of the new bytes.
         info = validate_image(data, ctx.image_limits)
+    return data, info
+
+
+def create_image(ctx, project_id, data, placement, *, source="upload", generation_params=None):
+    """Validate bytes, store them and insert the record; nothing is left behind on failure."""
+    data, info = validated_bytes(ctx, data, placement.strip_metadata)
     # A read first, so an upload that cannot fit writes no bytes; take_usage decides for real.
     check_room(project_id, images=1, storage_bytes=info.size_bytes)
     try:
@@ -153,13 +166,19 @@ def create_image(ctx, project_id, data, placement, *, source="upload", generatio
 
 
 def sync_link(ctx, image):
-    """Give a public, unexpired image its fast-path link; take it from any other."""
+    """Give a public, unexpired image its fast-path link, take it from any other; keep a signed link current."""
     if ctx.links is None:
         return
-    if image.visibility == "public" and (image.expires_at is None or image.expires_at > utcnow()):
+    live = image.expires_at is None or image.expires_at > utcnow()
+    if image.visibility == "public" and live:
         ctx.links.add(image.token, image.sha256, image.expires_at)
     else:
-        ctx.links.remove(image.token)
+        ctx.links.remove(image.token, signed=False)
+    if ctx.links.has(image.token, signed=True):
+        if live:
+            ctx.links.add(image.token, image.sha256, image.expires_at, signed=True)
+        else:
+            ctx.links.remove(image.token, signed=True)
 
 
 @retry_on_deadlock
@@ -220,11 +239,12 @@ def _live(query, now):
     return query.where((Image.expires_at.is_null()) | (Image.expires_at > now))
 
 
-def get_image(project_id, image_id):
-    """An unexpired image of the project by management id, else ImageNotFound (existence masked)."""
+def get_image(project_id, image_id, *, lock=False):
+    """An unexpired image of the project by management id, else ImageNotFound (existence masked); `lock` locks its row."""
     if not isinstance(image_id, str) or not image_id.startswith("img_") or len(image_id) > 40:
         raise ImageNotFound()
-    image = _live(Image.select().where((Image.id == image_id) & (Image.project == project_id)), utcnow()).first()
+    query = _live(Image.select().where((Image.id == image_id) & (Image.project == project_id)), utcnow())
+    image = (for_update(query) if lock else query).first()
     if image is None:
         raise ImageNotFound()
     return image
@@ -333,11 +353,62 @@ def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
         raise InvalidRequest("Could not find a free filename; choose another.")
 
 
+def replace_image_bytes(ctx, project_id, image_id, data, strip):
+    """Put new bytes behind an image's URL: validated as an upload; id, token, URL, name and placement unchanged.
+
+    In one transaction on the locked row: the new blob's reference is taken, the
+    row gets the new bytes and the old reference is released (a concurrent delete
+    waits, then removes the row with its new bytes). After the commit the links are
+    renamed to the new bytes; old bytes left without a reference go a few seconds
+    later, so a request decided just before the swap (nginx about to open the file
+    or fetch it from S3) still gets them whole.
+    """
+    data, info = validated_bytes(ctx, data, strip)
+    try:
+        image, unreferenced = _swap_bytes(ctx, project_id, image_id, info, data)
+    except QuotaExceeded:
+        # The bytes written for it go unless another image holds them.
+        reclaim_if_unreferenced(ctx.storage, info.sha256)
+        raise
+    try:
+        sync_link(ctx, image)
+    finally:
+        reclaim_later(ctx.storage, unreferenced, REPLACED_BYTES_GRACE_SECONDS)
+    return image
+
+
+@retry_on_deadlock
+def _swap_bytes(ctx, project_id, image_id, info, data):
+    now = utcnow()
+    with database.atomic():
+        image = get_image(project_id, image_id, lock=True)
+        old_sha256 = image.sha256
+        # The project's storage counts the change in bytes (a larger image may not fit).
+        take_usage(project_id, images=0, storage_bytes=info.size_bytes - image.size_bytes)
+        acquire_blob(ctx.storage, info, data)
+        # The extension in the URL is cosmetic and stays, like the filename.
+        changes = {name: value for name, value in bytes_fields(info).items() if name != "ext"}
+        Image.update(**changes, updated_at=now).where(Image.pk == image.pk).execute()
+        unreferenced = release_blobs(Counter([old_sha256]))
+        for name, value in changes.items():
+            setattr(image, name, value)
+        image.updated_at = now
+        return image, unreferenced
+
+
 def delete_image(ctx, project_id, image_id):
     """Delete an image of the project; ImageNotFound unless this call is the one that removed it."""
-    image = get_image(project_id, image_id)
-    if not remove_images(ctx, [image], Image.project == project_id):
+    _delete_locked(project_id, image_id).finish(ctx)
+
+
+@retry_on_deadlock
+def _delete_locked(project_id, image_id):
+    with database.atomic():
+        # Read locked: the bytes released are the row's own, even when a replacement just changed them.
+        removal = remove_image_rows([get_image(project_id, image_id, lock=True)], Image.project == project_id)
+    if not removal.tokens:
         raise ImageNotFound()
+    return removal
 
 
 @dataclass
@@ -426,6 +497,21 @@ def leave_live_scope(scope_id):
 def image_url(settings, image):
     """The stable serving URL of an image."""
     return f"{settings.base_url}/v1/i/{image.token}.{image.ext}"
+
+
+def sign_image_url(ctx, project_id, image_id, body):
+    """A signed serving URL of the project's image (or a variant of it): {"url", "expires_at"}."""
+    expires_in, variant = signing.parse_sign_request(body)
+    # The serving URL's own rules for variant values (sizes, fit with both sides, formats).
+    parse_variant_params(MultiDict(variant), ctx.settings.variant_sizes)
+    image = get_image(project_id, image_id)
+    expires = int(time.time()) + expires_in
+    signature = signing.compute_signature(signing.project_secret(project_id), image.token, variant, str(expires))
+    if ctx.links is not None:
+        # What nginx serves a kept decision of this URL from (goodeye/serving/links.py).
+        ctx.links.add(image.token, image.sha256, image.expires_at, signed=True)
+    query = urlencode([*variant, ("expires", expires), ("signature", signature)])
+    return {"url": f"{image_url(ctx.settings, image)}?{query}", "expires_at": iso(datetime.fromtimestamp(expires, timezone.utc))}
 
 
 def image_record(settings, image):

@@ -7,7 +7,9 @@ from goodeye.errors import InvalidRequest
 from goodeye.http import json_body
 from goodeye.identity.auth import required_project_id
 from goodeye.images import service
+from goodeye.models import iso
 from goodeye.parsing import flag, whole_number
+from goodeye.serving import signing
 
 bp = Blueprint("images", __name__)
 
@@ -21,6 +23,8 @@ UPLOAD_JSON_TYPES = {
     "alias": ("string",),
     "strip_metadata": ("boolean",),
 }
+REPLACE_JSON_TYPES = {"data": ("string",), "strip_metadata": ("boolean",)}
+SIGN_JSON_TYPES = {"expires_in": ("integer",), "w": ("integer",), "h": ("integer",), "fit": ("string",), "fm": ("string",)}
 UPDATE_JSON_TYPES = {
     "visibility": ("string",),
     "ttl_seconds": ("integer", "null"),
@@ -57,6 +61,39 @@ def upload():
         data = service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
     image = service.create_image(ctx, project_id, data, placement)
     return _record_response(image, 201)
+
+
+@bp.put("/v1/images/<image_id>/file")
+def replace_file(image_id):
+    project_id = required_project_id()
+    ctx = current_context()
+    if request.mimetype == "multipart/form-data":
+        upload_file = request.files.get("file")
+        if upload_file is None:
+            raise InvalidRequest("Send the image as the multipart field 'file'.")
+        strip = _typed_form_fields(request.form).get("strip_metadata", False)
+        data = service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
+    else:
+        body = json_body(REPLACE_JSON_TYPES, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+        unknown = set(body) - set(REPLACE_JSON_TYPES)
+        if unknown:
+            raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        strip = body.get("strip_metadata", False)
+        data = service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
+    return _record_response(service.replace_image_bytes(ctx, project_id, image_id, data, strip))
+
+
+@bp.post("/v1/images/<image_id>/signed-url")
+def signed_url(image_id):
+    project_id = required_project_id()
+    # Every field has a default: no body at all asks for the original for an hour.
+    body = json_body(SIGN_JSON_TYPES) if request.content_length else {}
+    return jsonify(service.sign_image_url(current_context(), project_id, image_id, body))
+
+
+@bp.post("/v1/signing-key/rotate")
+def rotate_signing_key():
+    return jsonify({"rotated_at": iso(signing.rotate_secret(required_project_id()))})
 
 
 def _typed_form_fields(form):

@@ -14,7 +14,8 @@ from peewee import JOIN
 from goodeye.db import fetch_one
 from goodeye.errors import AuthRequired, ImageNotFound
 from goodeye.identity.service import authenticate, key_columns, key_digest, verified_project
-from goodeye.models import ApiKey, Image, utcnow
+from goodeye.models import ApiKey, Image, SigningKey, utcnow
+from goodeye.serving.signing import verify
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 
@@ -67,6 +68,23 @@ def find_by_token(tokens, token):
     row = fetch_one("servable-by-token", lambda: Image.select(*SERVABLE_COLUMNS).where(Image.token == "__token__"), token)
     if row is None or (image := ServableImage.from_row(row)).expired():
         raise ImageNotFound()
+    return image
+
+
+def find_signed(tokens, token, query):
+    """The image a signed URL names, if the signature holds; the image and its project's secret come in one query."""
+    if not TOKEN_PATTERN.match(token) or not tokens.is_genuine(token):
+        raise ImageNotFound()
+    row = fetch_one(
+        "servable-with-signing-key",
+        lambda: Image.select(*SERVABLE_COLUMNS, SigningKey.secret)
+        .join(SigningKey, JOIN.LEFT_OUTER, on=(SigningKey.project == Image.project))
+        .where(Image.token == "__token__"),
+        token,
+    )
+    if row is None or (image := ServableImage.from_row(row[: len(SERVABLE_COLUMNS)])).expired():
+        raise ImageNotFound()
+    verify(row[-1], token, query)
     return image
 
 

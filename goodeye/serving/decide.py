@@ -27,19 +27,21 @@ KEEP_SECONDS = 1
 WORST_AGE_SECONDS = 2
 
 
-def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep=True, link=None):
-    """Serve this public image's link; keep the decision unless the image expires within the window.
+def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep=True, link=None, signed=False):
+    """Serve this image's link; keep the decision unless the image expires within the window.
 
     `cache_control_at(now)` is the Cache-Control the image's URL family gives at that
-    time; `keep=False` when the URL may name another image any moment (an alias);
-    `link` names another link than the image's own (a variant's).
+    time; `keep=False` when the URL may name another image any moment (an alias), or
+    when what the decision promises ends within the window (a signature's expiry);
+    `link` names another link than the image's own (a variant's); `signed`: the
+    decision is for one signed URL, served from the image's signed link.
     """
     now = utcnow()
     keep = keep and (image.expires_at is None or image.expires_at - now > timedelta(seconds=WORST_AGE_SECONDS + 1))
     later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
     etag, last_modified = validators(image)
     headers = {
-        "X-Goodeye-Link": link or ctx.links.relative_path(image.token, image.sha256, image.expires_at),
+        "X-Goodeye-Link": link or ctx.links.relative_path(image.token, image.sha256, image.expires_at, signed=signed),
         "X-Goodeye-Type": image.content_type,
         # Computed as of the decision's oldest possible use, so max-age never outlives the TTL.
         "X-Goodeye-Cache-Control": cache_control_at(later),

@@ -8,29 +8,38 @@ on the very next request. A link's name carries the image's expiry, so a new
 TTL renames it and a decision kept from before (with the old Cache-Control)
 falls back the same way; so does one kept from before a regeneration, whose
 ETag named the old bytes, since the name carries the bytes' hash too. Only
-public images have a link. Links live beside
-the blobs (same filesystem), so a link costs a directory entry, not a copy.
+public images have a link under the root.
+
+Images with signed URLs have another under `signed/`, made when a URL is
+signed and kept whatever the visibility (a signed URL works whatever the
+visibility), so that nginx can serve a private image after a kept decision of
+that exact signed URL; it is removed, renamed and swapped like the public one.
+Links live beside the blobs (same filesystem), so a link costs a directory
+entry, not a copy.
 """
 
 import calendar
 import os
 import tempfile
 
+SIGNED_DIR = "signed"
+
 
 class LinkIndex:
-    """links/{token[:2]}/{token}~{sha256[:16]}[~{expiry, epoch seconds}][~v{variant's sha256}] -> the blob's inode."""
+    """links/[signed/]{token[:2]}/{token}~{sha256[:16]}[~{expiry, epoch seconds}][~v{variant's sha256}] -> the blob's inode."""
 
     def __init__(self, root, blob_path):
         self.root = os.path.abspath(root)
         self.blob_path = blob_path
 
-    def relative_path(self, token, sha256, expires_at):
+    def relative_path(self, token, sha256, expires_at, signed=False):
         """The link's path under the root, as nginx's alias appends it."""
-        return f"{token[:2]}/{_name(token, sha256, expires_at)}"
+        prefix = f"{SIGNED_DIR}/" if signed else ""
+        return f"{prefix}{token[:2]}/{_name(token, sha256, expires_at)}"
 
-    def add(self, token, sha256, expires_at):
+    def add(self, token, sha256, expires_at, signed=False):
         """Point the token's link at the blob, replacing any previous one atomically."""
-        directory = os.path.join(self.root, token[:2])
+        directory = self._directory(token, signed)
         name = _name(token, sha256, expires_at)
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -42,7 +51,7 @@ class LinkIndex:
         except FileNotFoundError:
             # No blob on disk (yet): without a link the full check serves it.
             name = None
-        self._remove_names(token, keep=name)
+        self._remove_names(directory, token, keep=name)
 
     def add_variant(self, token, sha256, expires_at, variant_sha256):
         """Link a variant of the token's image (named after the image's link, removed with it); the relative path, None without a blob."""
@@ -77,12 +86,23 @@ class LinkIndex:
                     except FileNotFoundError:
                         pass
 
-    def remove(self, token):
-        """Drop the token's link; no error when there is none."""
-        self._remove_names(token, keep=None)
+    def remove(self, token, signed=None):
+        """Drop the token's links (public, signed, or both when `signed` is None); no error when there is none."""
+        for namespace in (False, True) if signed is None else (signed,):
+            self._remove_names(self._directory(token, namespace), token, keep=None)
 
-    def _remove_names(self, token, keep):
-        directory = os.path.join(self.root, token[:2])
+    def has(self, token, signed=False):
+        """Whether the token has a link in that namespace."""
+        try:
+            return any(name.split("~")[0] == token for name in os.listdir(self._directory(token, signed)))
+        except FileNotFoundError:
+            return False
+
+    def _directory(self, token, signed):
+        return os.path.join(self.root, SIGNED_DIR, token[:2]) if signed else os.path.join(self.root, token[:2])
+
+    @staticmethod
+    def _remove_names(directory, token, keep):
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
@@ -94,10 +114,19 @@ class LinkIndex:
                 except FileNotFoundError:
                     pass
 
-    def iter_tokens(self):
-        """Every token that has a link."""
-        for directory, _subdirs, files in os.walk(self.root):
-            yield from {name.split("~")[0] for name in files if not name.startswith(".")}
+    def iter_tokens(self, signed=False):
+        """Every token that has a link in that namespace."""
+        root = os.path.join(self.root, SIGNED_DIR) if signed else self.root
+        try:
+            prefixes = [entry for entry in os.listdir(root) if entry != SIGNED_DIR]
+        except FileNotFoundError:
+            return
+        for prefix in prefixes:
+            try:
+                names = os.listdir(os.path.join(root, prefix))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            yield from {name.split("~")[0] for name in names if not name.startswith(".")}
 
 
 def _name(token, sha256, expires_at):

@@ -21,7 +21,8 @@ def _meta_segment(image_id, cache_status, scope, cache_control):
     # nginx drops the app's X-* headers on an internal redirect (docs/architecture.md), and
     # would keep its Cache-Control even on an error page; the internal location
     # reads these back from the URI and emits them (Cache-Control on success only).
-    cache_token = "P" + cache_control.partition("max-age=")[2] if cache_control.startswith("public") else "N"
+    max_age = cache_control.partition("max-age=")[2]
+    cache_token = ("P" if cache_control.startswith("public") else "Q") + max_age if max_age else "N"
     return f"{image_id or ''}~{cache_status or ''}~{scope or ''}~{cache_token}"
 
 
