@@ -180,15 +180,18 @@ class GoodeyeClient:
 
     def upload_base64(self, data, *, visibility=None, ttl_seconds=None, filename=None, alias=None, strip_metadata=False):
         """Upload base64 `data` as JSON; a string too long for the upload limit is refused before it is sent."""
+        self._check_base64_length(data)
+        body = {"data": data, **_present(visibility=visibility, ttl_seconds=ttl_seconds, filename=filename, alias=alias,
+                                         strip_metadata=strip_metadata or None)}
+        return self._request("POST", "/v1/images", json=body)
+
+    def _check_base64_length(self, data):
         if len(data) > max_base64_length(self.settings.max_upload_bytes):
             raise ApiError(
                 "image_too_large",
                 f"data is longer than base64 of {self.settings.max_upload_bytes} bytes, the largest upload allowed.",
                 413,
             )
-        body = {"data": data, **_present(visibility=visibility, ttl_seconds=ttl_seconds, filename=filename, alias=alias,
-                                         strip_metadata=strip_metadata or None)}
-        return self._request("POST", "/v1/images", json=body)
 
     def list_images(self, *, source=None, visibility=None, limit=None, cursor=None):
         """One page: {"data": [...], "next_cursor": ...}."""
@@ -220,6 +223,30 @@ class GoodeyeClient:
     def usage(self):
         """`GET /v1/usage`: what the project keeps and its quotas."""
         return self._request("GET", "/v1/usage")
+
+    def replace_file(self, image_id, path, *, strip_metadata=False):
+        """Put the file's bytes behind the image's URL; returns the updated record."""
+        fields = {"strip_metadata": "true"} if strip_metadata else {}
+        with open(path, "rb") as handle:
+            encoder = MultipartEncoder(fields={**fields, "file": (os.path.basename(path), handle, "application/octet-stream")})
+            return self._request(
+                "PUT", f"/v1/images/{_path_segment(image_id)}/file", data=encoder, headers={"Content-Type": encoder.content_type}
+            )
+
+    def replace_base64(self, image_id, data, *, strip_metadata=False):
+        """Put base64 `data` behind the image's URL; returns the updated record (too long a string is refused unsent)."""
+        self._check_base64_length(data)
+        body = {"data": data, **_present(strip_metadata=strip_metadata or None)}
+        return self._request("PUT", f"/v1/images/{_path_segment(image_id)}/file", json=body)
+
+    def sign_url(self, image_id, *, expires_in=None, variant=None):
+        """A signed, expiring URL of the image (or a variant: w, h, fit, fm): {"url", "expires_at"}."""
+        body = {**_present(expires_in=expires_in), **(variant or {})}
+        return self._request("POST", f"/v1/images/{_path_segment(image_id)}/signed-url", json=body)
+
+    def rotate_signing_key(self):
+        """A new signing secret for the project: every signed URL issued before stops working."""
+        return self._request("POST", "/v1/signing-key/rotate")
 
     def list_generators(self):
         """The generators the server offers: {"data": [...]}."""

@@ -54,6 +54,11 @@ class Deleted(Record):
     deleted: bool = Field(description="Always true: the url stopped resolving and the bytes are reclaimed.")
 
 
+class SignedUrl(Record):
+    url: str = Field(description="The serving url with `expires` and `signature`; works for anyone until expires_at.")
+    expires_at: str = Field(description="ISO-8601 UTC time the url stops working.")
+
+
 class HostedImage(Record):
     id: str = Field(description="Management id of the hosted output (use with update_image, e.g. to make it public).")
     url: str = Field(description="Durable hosted URL of the output.")
@@ -189,6 +194,37 @@ def build_server(settings):
             return {"id": image_id, "deleted": True}
 
         return call(delete, image_id)
+
+    @server.tool(annotations=ToolAnnotations(title="Replace an image's bytes", destructive_hint=True, open_world_hint=False))
+    def replace_image(
+        image_id: ImageId,
+        data: Annotated[
+            str,
+            Field(
+                description=(
+                    "The new image file's bytes, base64-encoded (standard alphabet, with padding). PNG, JPEG, WebP "
+                    f"or GIF, at most {settings.max_upload_bytes} bytes before encoding."
+                ),
+                min_length=1,
+            ),
+        ],
+        strip_metadata: Annotated[bool, Field(description="true stores the new image without EXIF/GPS, XMP and comments.")] = False,
+    ) -> Annotated[CallToolResult, ImageRecord]:
+        """Put new bytes behind an image's url: the id, url, visibility, expiry and name stay; every page that embeds the url shows the new image. The old bytes are gone for good."""
+        return call(GoodeyeClient.replace_base64, image_id, data, strip_metadata=strip_metadata)
+
+    @server.tool(annotations=ToolAnnotations(title="Sign an image URL", open_world_hint=False))
+    def sign_image_url(
+        image_id: ImageId,
+        expires_in: Annotated[int, Field(ge=1, le=604800, description="Seconds until the signed url stops working (at most 7 days).")] = 3600,
+        w: Annotated[int | None, Field(ge=1, description="Variant width in pixels; omit for the original.")] = None,
+        h: Annotated[int | None, Field(ge=1, description="Variant height in pixels; omit for the original.")] = None,
+        fit: Annotated[Literal["scale-down", "cover"] | None, Field(description="How a variant fits w×h; omit for the default.")] = None,
+        fm: Annotated[Literal["auto", "webp", "avif", "jpeg", "png"] | None, Field(description="Variant format; omit for the original's.")] = None,
+    ) -> Annotated[CallToolResult, SignedUrl]:
+        """A signed url that shows the image (even a private one) to anyone holding it, e.g. in an <img> tag, until it expires."""
+        variant = {key: value for key, value in {"w": w, "h": h, "fit": fit, "fm": fm}.items() if value is not None}
+        return call(GoodeyeClient.sign_url, image_id, expires_in=expires_in, variant=variant)
 
     @server.tool(annotations=ToolAnnotations(title="Generate images", open_world_hint=True))
     def generate_image(

@@ -19,6 +19,8 @@ SCENARIOS = {
     "variant served again",
     "public spread",
     "private + owner key",
+    "signed hot (private)",
+    "signed first request",
     "cdn img @alias",
     "live HIT",
     "unknown token (404)",
@@ -73,6 +75,8 @@ def test_quick_bench_writes_every_figure(tmp_path, database_kind):
     private_rps = scenarios["private + owner key"]["requests_per_s"]
     assert checks["private_vs_flask_streaming"] == round(private_rps / scenarios["flask streaming, private + key"]["requests_per_s"], 3)
     assert checks["private_vs_flask_streaming_public"] == round(private_rps / scenarios["flask streaming (accel off)"]["requests_per_s"], 3)
+    signed_first_rps = scenarios["signed first request"]["requests_per_s"]
+    assert checks["signed_first_request_vs_private_key"] == round(signed_first_rps / private_rps, 3)
     assert checks["private_vs_check_without_db"] == round(private_rps / scenarios["unknown token (404)"]["requests_per_s"], 3)
     served_variant = scenarios["variant served again"]["requests_per_s"]
     assert report["variants"]["served_again_vs_raw_nginx_same_bytes"] == round(

@@ -233,6 +233,37 @@ def test_delete_confirmed_or_yes(cli, png_file, http):
 # --- credentials, server, exit codes --------------------------------------------------
 
 
+def test_replace_keeps_the_url_and_serves_the_new_file(cli, png_file, tmp_path, http):
+    record = uploaded(cli, png_file, "--visibility", "public")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(factories.image_with_metadata("JPEG"))
+    result = cli("images", "replace", record["id"], photo, "--strip-metadata")
+    assert result.exit_code == 0, result.stderr
+    image_id, url, content_type, sha256 = result.stdout.strip().split("\t")
+    assert (image_id, url, content_type) == (record["id"], record["url"], "image/jpeg")
+    served = http.get(url)
+    assert served.headers["Content-Type"] == "image/jpeg" and factories.SECRET not in served.content
+    replaced = as_json(cli("images", "replace", record["id"], png_file, "--json"))
+    assert replaced["sha256"] == record["sha256"] and http.get(url).content == png_file.read_bytes()
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    refused = cli("images", "replace", record["id"], text)
+    assert refused.exit_code == 1 and "unsupported_image_type" in refused.stderr
+
+
+def test_sign_prints_a_url_anyone_can_use_until_it_expires(cli, png_file, http):
+    record = uploaded(cli, png_file)
+    result = cli("images", "sign", record["id"], "--expires-in", "600")
+    assert result.exit_code == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith(record["url"] + "?expires=") and http.get(url).content == png_file.read_bytes()
+    signed = as_json(cli("images", "sign", record["id"], "--variant", "w=640,fm=webp", "--json"))
+    assert signed["url"].startswith(record["url"] + "?w=640&fm=webp&expires=") and signed["expires_at"]
+    for bad in (["--variant", "w=big"], ["--variant", "q=5"], ["--variant", "w=1,w=2"], ["--expires-in", "0"], ["--expires-in", "604801"]):
+        assert cli("images", "sign", record["id"], *bad).exit_code == 2, bad
+    assert as_json(cli("images", "rotate-signing-key", "--json"))["rotated_at"]
+
+
 def test_no_key_and_a_wrong_key_exit_3(cli):
     missing = cli("images", "list", key=None)
     assert missing.exit_code == 3 and "auth_required" in missing.stderr and "goodeye login" in missing.stderr

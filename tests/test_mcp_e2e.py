@@ -13,7 +13,10 @@ from tests import factories
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The MCP server's own upload limit in these tests: small, so an oversized payload stays small.
 MCP_MAX_UPLOAD_BYTES = 16 * 1024
-TOOLS = {"upload_image", "list_images", "get_image", "update_image", "delete_image", "generate_image", "get_usage"}
+TOOLS = {
+    "upload_image", "list_images", "get_image", "update_image", "delete_image", "generate_image", "get_usage",
+    "replace_image", "sign_image_url",
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +80,9 @@ def test_tools_have_descriptions_and_schemas(mcp_stack, owner, tmp_path):
                 assert prop.get("description"), (tool.name, name)
         assert listed["upload_image"].input_schema["required"] == ["data"]
         assert str(MCP_MAX_UPLOAD_BYTES) in listed["upload_image"].input_schema["properties"]["data"]["description"]
-        for name in ("get_image", "update_image", "delete_image"):
+        for name in ("get_image", "update_image", "delete_image", "sign_image_url"):
             assert listed[name].input_schema["required"] == ["image_id"]
+        assert listed["replace_image"].input_schema["required"] == ["image_id", "data"]
         assert listed["delete_image"].annotations.destructive_hint is True
         assert listed["list_images"].annotations.read_only_hint is True
         assert set(listed["generate_image"].input_schema["properties"]) == {"prompt", "generator", "n", "aspect_ratio", "seed", "visibility", "ttl_seconds"}
@@ -124,6 +128,26 @@ def test_image_lifecycle_through_every_management_tool(mcp_stack, owner, tmp_pat
         photo = factories.image_with_metadata("JPEG")
         stripped = ok(await client.call_tool("upload_image", {"data": b64(photo), "visibility": "public", "strip_metadata": True}))
         assert factories.SECRET not in http.get(stripped["url"]).content and stripped["size_bytes"] < len(photo)
+
+    run_with_mcp(mcp_stack, owner.key, tmp_path, scenario)
+
+
+def test_replace_and_sign_a_private_image(mcp_stack, owner, tmp_path, http):
+    old_data, new_data = factories.png((20, 10)), factories.jpeg((30, 20))
+
+    async def scenario(client):
+        record = ok(await client.call_tool("upload_image", {"data": b64(old_data)}))
+        signed = ok(await client.call_tool("sign_image_url", {"image_id": record["id"], "expires_in": 600, "w": 640, "fm": "webp"}))
+        assert signed["url"].startswith(record["url"] + "?w=640&fm=webp&expires=") and signed["expires_at"]
+        plain = ok(await client.call_tool("sign_image_url", {"image_id": record["id"]}))
+        assert http.get(plain["url"]).content == old_data and http.get(record["url"]).status_code == 401
+
+        replaced = ok(await client.call_tool("replace_image", {"image_id": record["id"], "data": b64(new_data)}))
+        assert replaced["url"] == record["url"] and replaced["content_type"] == "image/jpeg"
+        assert http.get(plain["url"]).content == new_data
+        refused = await client.call_tool("replace_image", {"image_id": record["id"], "data": b64(b"plain text")})
+        assert tool_error(refused) == "unsupported_image_type"
+        assert tool_error(await client.call_tool("sign_image_url", {"image_id": "img_nope"})) == "image_not_found"
 
     run_with_mcp(mcp_stack, owner.key, tmp_path, scenario)
 

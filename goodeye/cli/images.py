@@ -21,6 +21,7 @@ VISIBILITY = click.Choice(["private", "public"])
 # What a FILE argument that cannot be read is reported as (a usage error, exit 2).
 NOT_A_FILE = "not_a_file"
 EXIT_USAGE = 2
+SIGNED_URL_MAX_SECONDS = 7 * 86400
 # Below this a progress bar would only flash.
 PROGRESS_MIN_BYTES = 1024 * 1024
 
@@ -295,7 +296,47 @@ def open_image(image_id, browser, client, as_json):
     record = client.get_image(image_id)
     url = record["url"]
     if record["visibility"] == "private":
-        click.echo("note: the image is private: its URL answers only with the project's key", err=True)
+        click.echo(
+            f"note: the image is private: its URL answers only with the project's key "
+            f"(`goodeye images sign {record['id']}` makes one anyone can open for a while)",
+            err=True,
+        )
     if browser:
         click.launch(url)
     emit(as_json, {"id": record["id"], "url": url}, url)
+
+
+@images.command("replace")
+@click.argument("image_id")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--strip-metadata", is_flag=True, help="Store it without EXIF/GPS, XMP, comments (pixels, colour profile and orientation kept).")
+@remote_command
+def replace(image_id, path, strip_metadata, client, as_json):
+    """Put new bytes behind an image's URL: same id, URL and settings, new content."""
+    record = client.replace_file(image_id, path, strip_metadata=strip_metadata)
+    emit(as_json, record, f"{record['id']}\t{record['url']}\t{record['content_type']}\t{record['sha256']}")
+
+
+@images.command("sign")
+@click.argument("image_id")
+@click.option("--expires-in", type=Ttl(), default="3600", show_default=True, metavar="DURATION",
+              help="How long the URL works: seconds or with a unit (90m, 12h, 7d), at most 7 days.")
+@click.option("--variant", type=VariantParams(), help="A variant of the image, e.g. w=640,fm=webp.")
+@remote_command
+def sign(image_id, expires_in, variant, client, as_json):
+    """Print a signed URL that shows the image to anyone holding it, until it expires (even a private image)."""
+    if expires_in == PERMANENT or expires_in > SIGNED_URL_MAX_SECONDS:
+        raise click.BadParameter("a signed URL lasts at most 7 days (604800 seconds)", param_hint="--expires-in")
+    fields = {"w": variant.w, "h": variant.h, "fit": variant.fit, "fm": variant.fm} if variant else {}
+    # The server's defaults stay implicit, so the signed URL names what the user named.
+    fields = {name: value for name, value in fields.items() if value is not None and (name, value) != ("fit", "scale-down")}
+    signed = client.sign_url(image_id, expires_in=expires_in, variant=fields)
+    emit(as_json, signed, signed["url"])
+
+
+@images.command("rotate-signing-key")
+@remote_command
+def rotate_signing_key(client, as_json):
+    """Give the project a new signing secret: every signed URL issued before stops working."""
+    rotated = client.rotate_signing_key()
+    emit(as_json, rotated, f"rotated at {rotated['rotated_at']}")

@@ -40,8 +40,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from goodeye.cli import main as goodeye_cli
+from goodeye.db import make_database
 from goodeye.generation.builtin import render
 from goodeye.images.validation import ImageLimits, validate_image
+from goodeye.serving.signing import compute_signature
 from goodeye.stack import Stack, find_nginx
 from goodeye.storage.local import LocalStorage
 from tests.bench import variants
@@ -61,6 +63,8 @@ LIVE_PROMPT = "mountain lake at dawn"
 HOT_BYTES = 169_000  # the size of the PNG of the figures in docs/architecture.md
 UPLOAD_BYTES = 1_000_000
 UPLOAD_CLIENTS = 4
+# More distinct signed URLs than a run can ask for at first-request speed (each asked once per pass).
+FRESH_SIGNED_URLS = 60_000
 SEED_CLIENTS = 4
 # Random noise barely compresses: PNG (level 1) ~3 bytes a pixel, JPEG (q85, 4:2:0) ~0.77.
 BYTES_PER_PIXEL = {"PNG": 3.0, "JPEG": 0.77}
@@ -203,6 +207,8 @@ class Seeded:
     spread_file: str
     upload_png: bytes
     variant: dict
+    signed_path: str
+    fresh_signed_file: str
 
 
 # -- images --------------------------------------------------------------------
@@ -403,10 +409,22 @@ def seed(stack, flask, count, root):
         )
         if response.status_code != 200:
             raise BenchError(f"PATCH alias answered {response.status_code}: {response.text[:300]}")
+        response = session.post(
+            f"{stack.url}/v1/images/{private['id']}/signed-url", headers={"Authorization": f"Bearer {key}"},
+            json={"expires_in": 604800}, timeout=30,
+        )
+        if response.status_code != 200:
+            raise BenchError(f"POST signed-url answered {response.status_code}: {response.text[:300]}")
+        signed = urlparse(response.json()["url"])
     spread_file = os.path.join(root, "spread-paths.txt")
     seed_spread(stack, key, count, rng, spread_file)
     upload_png = noise_image("PNG", UPLOAD_BYTES, rng)
-    return Seeded(org, key, hot, private, flask_hot, flask_key, flask_private, spread_file, upload_png, render_hot_variant(hot))
+    fresh_signed_file = os.path.join(root, "fresh-signed-paths.txt")
+    write_fresh_signed_paths(stack, private, FRESH_SIGNED_URLS, fresh_signed_file)
+    return Seeded(
+        org, key, hot, private, flask_hot, flask_key, flask_private, spread_file, upload_png, render_hot_variant(hot),
+        f"{signed.path}?{signed.query}", fresh_signed_file,
+    )
 
 
 def render_hot_variant(hot):
@@ -416,6 +434,24 @@ def render_hot_variant(hot):
         raise BenchError(f"the hot variant answered {response.status_code}: {response.text[:300]}")
     data = response.content
     return {"sha256": hashlib.sha256(data).hexdigest(), "content_type": response.headers["Content-Type"], "size_bytes": len(data)}
+
+
+def write_fresh_signed_paths(stack, image, count, path_file):
+    """`count` signed URLs of one image, each with its own `expires`, so none meets a decision nginx kept.
+
+    Signing them through the API would take longer than the run: they are signed here
+    with the project's secret, read from the stack's database (its only project).
+    """
+    database = make_database(stack.settings.database)
+    try:
+        secret = database.execute_sql("SELECT secret FROM signing_key").fetchone()[0]
+    finally:
+        database.close()
+    token, path = image["token"], urlparse(image["url"]).path
+    first = int(time.time()) + 3600
+    with open(path_file, "w") as handle:
+        for expires in range(first, first + count):
+            handle.write(f"{path}?expires={expires}&signature={compute_signature(secret, token, (), str(expires))}\n")
 
 
 def upload_lua_args(seeded, root, name, count):
@@ -443,6 +479,9 @@ def scenarios(stack, flask, raw_url, seeded, root, upload_count):
     cdn = f"{stack.url}/cdn/{seeded.org}/{PROJECT}"
     with open(seeded.spread_file) as handle:
         first_spread = stack.url + handle.readline().strip()
+    with open(seeded.fresh_signed_file) as handle:
+        # The probe uses the last: the run starts from the first, which then has no kept decision.
+        probe_fresh_signed = handle.read().splitlines()[-1]
 
     def path(record):
         return urlparse(record["url"]).path
@@ -466,6 +505,11 @@ def scenarios(stack, flask, raw_url, seeded, root, upload_count):
         ),
         Scenario("public spread", stack.url + "/", lua="spread", lua_args=(seeded.spread_file,), probe_url=first_spread),
         get("private + owner key", stack.url + path(seeded.private), headers=auth, expect_size=seeded.private["size_bytes"]),
+        get("signed hot (private)", stack.url + seeded.signed_path, expect_size=seeded.private["size_bytes"]),
+        Scenario(
+            "signed first request", stack.url + "/", lua="spread", lua_args=(seeded.fresh_signed_file,),
+            probe_url=stack.url + probe_fresh_signed, expect_size=seeded.private["size_bytes"],
+        ),
         get("cdn img @alias", f"{cdn}/img/@hero", expect_size=hot_size, optional=True),
         get(
             "live HIT", f"{cdn}/live/bench?prompt={quote(LIVE_PROMPT)}",
@@ -664,6 +708,7 @@ def print_report(report):
         f"({k['private_vs_flask_streaming_public']}x flask streaming a public image); "
         f"{k['private_vs_check_without_db']}x the unknown-token check (no database work)"
     )
+    print(f"signed URL, first request: {k['signed_first_request_vs_private_key']}x private + owner key (the API-key check)")
     print(
         f"upload of a 1 MB PNG: {u['uploads_per_s']} uploads/s ({UPLOAD_CLIENTS} clients); server time "
         f"{u['server_ms_per_upload']} ms (p50, 1 client) vs {u['in_process_ms']} ms to validate + write "
@@ -717,7 +762,9 @@ def check_summary(results):
         other = results[name].get("requests_per_s")
         return round(private / other, 3) if private and other else None
 
+    signed_first = results["signed first request"].get("requests_per_s")
     return {
+        "signed_first_request_vs_private_key": round(signed_first / private, 3) if signed_first and private else None,
         "private_vs_flask_streaming": over("flask streaming, private + key"),
         "private_vs_flask_streaming_public": over("flask streaming (accel off)"),
         "private_vs_check_without_db": over("unknown token (404)"),
