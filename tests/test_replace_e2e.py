@@ -3,9 +3,11 @@
 import base64
 import hashlib
 import threading
+import time
 
 import requests
 
+from goodeye.images.service import REPLACED_BYTES_GRACE_SECONDS
 from tests import factories
 from tests.test_images_e2e import _png_header_only, error_code, uploaded
 from tests.test_signed_urls_e2e import sign
@@ -19,6 +21,14 @@ def replace(stack, owner, image_id, data, **fields):
         f"{stack.url}/v1/images/{image_id}/file", headers=owner.headers,
         files={"file": ("new.bin", data, "application/octet-stream")}, data={k: str(v) for k, v in fields.items()},
     )
+
+
+def wait_for_reclaim(stack, *sha256s):
+    """Wait (a bounded while) until the replaced bytes are gone from the store; they outlive the swap by a grace."""
+    deadline = time.monotonic() + REPLACED_BYTES_GRACE_SECONDS + 10
+    while any(sha in stack.blob_keys() for sha in sha256s) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return [sha for sha in sha256s if sha in stack.blob_keys()]
 
 
 def fetch(url, headers=None):
@@ -46,7 +56,7 @@ def test_replacing_keeps_the_url_and_serves_the_new_bytes_on_the_next_request(st
         served = fetch(url, headers)
         assert served.content == new_data and served.headers["Content-Type"] == "image/jpeg", url
         assert served.headers["ETag"] != old_etag
-    assert record["sha256"] not in stack.blob_keys() and new["sha256"] in stack.blob_keys()
+    assert wait_for_reclaim(stack, record["sha256"]) == [] and new["sha256"] in stack.blob_keys()
     assert requests.get(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers).json() == new
 
 
@@ -145,7 +155,7 @@ def test_concurrent_readers_see_only_whole_old_or_whole_new_images(stack, owner)
     assert len(set(seen)) >= 2
     final = fetch(record["url"])
     assert final.content == versions[-1] and final.headers["Content-Type"] == "image/png"
-    assert [sha for sha in map(shared_sha, versions[:-1]) if sha in stack.blob_keys()] == []
+    assert wait_for_reclaim(stack, *map(shared_sha, versions[:-1])) == []
 
 
 def test_a_generated_image_keeps_what_generated_its_old_bytes(plain_stack, http):
