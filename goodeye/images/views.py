@@ -39,26 +39,31 @@ def _record_response(image, status=200):
     return response
 
 
-@bp.post("/v1/images")
-def upload():
-    project_id = required_project_id()
-    ctx = current_context()
+def _image_request(ctx, json_types, read_fields):
+    """An image sent as multipart `file` or JSON base64 `data`: (read_fields(fields), bytes).
+
+    The fields are read (and refused when bad) before the bytes are.
+    """
     if request.mimetype == "multipart/form-data":
         upload_file = request.files.get("file")
         if upload_file is None:
             raise InvalidRequest("Send the image as the multipart field 'file'.")
         fields = _typed_form_fields(request.form)
         fields.setdefault("filename", upload_file.filename)
-        placement = service.placement_from(fields)
-        data = service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
-    else:
-        # The one JSON body as large as an image: its base64.
-        body = json_body(UPLOAD_JSON_TYPES, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
-        unknown = set(body) - set(UPLOAD_JSON_TYPES)
-        if unknown:
-            raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-        placement = service.placement_from(body)
-        data = service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
+        return read_fields(fields), service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
+    # The one JSON body as large as an image: its base64.
+    body = json_body(json_types, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+    unknown = set(body) - set(json_types)
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    return read_fields(body), service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
+
+
+@bp.post("/v1/images")
+def upload():
+    project_id = required_project_id()
+    ctx = current_context()
+    placement, data = _image_request(ctx, UPLOAD_JSON_TYPES, service.placement_from)
     image = service.create_image(ctx, project_id, data, placement)
     return _record_response(image, 201)
 
@@ -67,19 +72,7 @@ def upload():
 def replace_file(image_id):
     project_id = required_project_id()
     ctx = current_context()
-    if request.mimetype == "multipart/form-data":
-        upload_file = request.files.get("file")
-        if upload_file is None:
-            raise InvalidRequest("Send the image as the multipart field 'file'.")
-        strip = _typed_form_fields(request.form).get("strip_metadata", False)
-        data = service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
-    else:
-        body = json_body(REPLACE_JSON_TYPES, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
-        unknown = set(body) - set(REPLACE_JSON_TYPES)
-        if unknown:
-            raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-        strip = body.get("strip_metadata", False)
-        data = service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
+    strip, data = _image_request(ctx, REPLACE_JSON_TYPES, lambda fields: fields.get("strip_metadata", False))
     return _record_response(service.replace_image_bytes(ctx, project_id, image_id, data, strip))
 
 
