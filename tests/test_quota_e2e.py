@@ -212,3 +212,18 @@ def test_the_migration_counts_what_the_rows_hold(plain_stack, owner):
     assert migrated.exit_code == 0 and json.loads(migrated.output) == {"applied": [10]}
     usage = _usage(plain_stack, owner)
     assert (usage["images"], usage["storage_bytes"]) == (2, sum(record["size_bytes"] for record in records))
+
+
+def test_a_replacement_counts_its_change_in_bytes_and_may_not_pass_the_storage_quota(plain_stack, owner):
+    small, large = factories.png((20, 20)), factories.png((400, 300), color=None)
+    record = _upload(plain_stack, owner, small).json()
+    _set_quota(plain_stack, owner, "--max-storage-bytes", str(len(small) + 10))
+    url = f"{plain_stack.url}/v1/images/{record['id']}/file"
+    refused = requests.put(url, headers=owner.headers, files={"file": ("big.png", large)})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "quota_exceeded"
+    assert _usage(plain_stack, owner)["storage_bytes"] == len(small)
+    assert requests.get(record["url"], headers=owner.headers).content == small
+    smaller = factories.gif((8, 8))
+    assert len(smaller) < len(small)
+    assert requests.put(url, headers=owner.headers, files={"file": ("s.gif", smaller)}).status_code == 200
+    assert _usage(plain_stack, owner)["storage_bytes"] == len(smaller)
