@@ -158,6 +158,9 @@ class Settings:
     variant_render_limit: str = _setting(
         "GOODEYE_VARIANT_RENDER_LIMIT", _str, "200/hour", "New variant renders per client IP for callers without a key."
     )
+    blocklist_distance: int = _setting(
+        "GOODEYE_BLOCKLIST_DISTANCE", _int, 4, "Default `max_distance` (pHash bits, 0-16) of a new blocklist entry."
+    )
     fetch_allowlist: tuple = _setting(
         "GOODEYE_FETCH_ALLOWLIST", _list, (), "Hosts whose provider image URLs may be fetched and hosted (comma separated)."
     )

@@ -22,6 +22,8 @@ from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, iso, utcnow
 from goodeye.parsing import whole_number
 from goodeye.projects.quota import check_room, release_usage, take_usage
+from goodeye.similar.bands import phash_columns
+from goodeye.similar.blocklist import check_not_blocked
 
 VISIBILITIES = ("private", "public")
 SOURCES = ("upload", "generated")
@@ -37,8 +39,8 @@ BYTES_FIELDS = ("sha256", "content_type", "ext", "size_bytes", "width", "height"
 
 
 def bytes_fields(source):
-    """The byte-describing columns of an ImageInfo or Image, as keyword arguments."""
-    return {name: getattr(source, name) for name in BYTES_FIELDS}
+    """The byte-describing columns of an ImageInfo or Image (with the pHash's index columns), as keyword arguments."""
+    return {**{name: getattr(source, name) for name in BYTES_FIELDS}, **phash_columns(source.phash)}
 
 
 @dataclass
@@ -138,6 +140,7 @@ def create_image(ctx, project_id, data, placement, *, source="upload", generatio
         data = strip_metadata(data, info.format)
         # What is stored is what is described: size, SHA-256 and a check of the new bytes.
         info = validate_image(data, ctx.image_limits)
+    check_not_blocked(info.phash)
     # A read first, so an upload that cannot fit writes no bytes; take_usage decides for real.
     check_room(project_id, images=1, storage_bytes=info.size_bytes)
     try:

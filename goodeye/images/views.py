@@ -35,26 +35,29 @@ def _record_response(image, status=200):
     return response
 
 
-@bp.post("/v1/images")
-def upload():
-    project_id = required_project_id()
-    ctx = current_context()
+def read_image_request(max_bytes, json_types):
+    """(fields, image bytes) of a request that carries an image: multipart `file`, or JSON `data` (base64) and `json_types`."""
     if request.mimetype == "multipart/form-data":
         upload_file = request.files.get("file")
         if upload_file is None:
             raise InvalidRequest("Send the image as the multipart field 'file'.")
         fields = _typed_form_fields(request.form)
         fields.setdefault("filename", upload_file.filename)
-        placement = service.placement_from(fields)
-        data = service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
-    else:
-        # The one JSON body as large as an image: its base64.
-        body = json_body(UPLOAD_JSON_TYPES, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
-        unknown = set(body) - set(UPLOAD_JSON_TYPES)
-        if unknown:
-            raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-        placement = service.placement_from(body)
-        data = service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
+        return fields, service.read_upload(upload_file.stream, max_bytes)
+    # The one JSON body as large as an image: its base64.
+    body = json_body(json_types, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+    unknown = set(body) - set(json_types)
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    return body, service.decode_base64_image(body.get("data"), max_bytes)
+
+
+@bp.post("/v1/images")
+def upload():
+    project_id = required_project_id()
+    ctx = current_context()
+    fields, data = read_image_request(ctx.image_limits.max_bytes, UPLOAD_JSON_TYPES)
+    placement = service.placement_from(fields)
     image = service.create_image(ctx, project_id, data, placement)
     return _record_response(image, 201)
 
