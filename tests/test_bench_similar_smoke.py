@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from goodeye.stack import REPO_ROOT
+from tests.bench.harness import REPO_ROOT
 from tests.conftest import MYSQL_ADMIN_URL
 
 pytestmark = pytest.mark.slow
