@@ -11,6 +11,7 @@ from goodeye.images.views import bp as images_bp
 from goodeye.live.views import bp as live_bp
 from goodeye.projects.views import bp as projects_bp
 from goodeye.serving.views import bp as serving_bp
+from goodeye.similar.views import bp as similar_bp
 
 
 def create_app(settings=None):
@@ -34,6 +35,7 @@ def create_app(settings=None):
     db.init_app(app)
     http.register_error_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(similar_bp)
     app.register_blueprint(images_bp)
     app.register_blueprint(serving_bp)
     app.register_blueprint(generation_bp)

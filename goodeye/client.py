@@ -248,6 +248,23 @@ class GoodeyeClient:
         """A new signing secret for the project: every signed URL issued before stops working."""
         return self._request("POST", "/v1/signing-key/rotate")
 
+    def similar_images(self, image_id, *, max_distance=None, limit=None):
+        """Your images close to one of them, nearest first: {"data": [record + distance, ...]}."""
+        params = _present(max_distance=max_distance, limit=limit)
+        return self._request("GET", f"/v1/images/{_path_segment(image_id)}/similar", params=params)
+
+    def similar_to_file(self, path, *, max_distance=None, limit=None):
+        """Your images close to a local file (sent, never stored), nearest first."""
+        fields = {key: str(value) for key, value in _present(max_distance=max_distance, limit=limit).items()}
+        with open(path, "rb") as handle:
+            files = {"file": (os.path.basename(path), handle, "application/octet-stream")}
+            return self._request("POST", "/v1/images/similar", data=fields, files=files)
+
+    def similar_to_base64(self, data, *, max_distance=None, limit=None):
+        """Your images close to base64 image bytes (never stored), nearest first."""
+        body = {"data": data, **_present(max_distance=max_distance, limit=limit)}
+        return self._request("POST", "/v1/images/similar", json=body)
+
     def list_generators(self):
         """The generators the server offers: {"data": [...]}."""
         return self._request("GET", "/v1/image-generators")

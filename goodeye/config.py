@@ -37,7 +37,13 @@ def _list(raw):
 
 def _networks(raw):
     # Checked here, not by nginx: each one is written into nginx's configuration.
-    return tuple(str(ipaddress.ip_network(item, strict=False)) for item in _list(raw))
+    networks = []
+    for item in _list(raw):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"not an address or network: {item!r}") from None
+    return tuple(networks)
 
 
 def _sizes(raw):
@@ -52,16 +58,6 @@ def _nginx_size(raw):
     if not re.fullmatch(r"[1-9][0-9]*[kmg]?", value):
         raise ValueError(f"not a size in nginx units (like 500m or 10g): {raw!r}")
     return value
-
-
-def _networks(raw):
-    networks = _list(raw)
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ValueError(f"not an address or network: {network!r}") from None
-    return networks
 
 
 def _choice(*allowed):
@@ -157,6 +153,9 @@ class Settings:
     )
     variant_render_limit: str = _setting(
         "GOODEYE_VARIANT_RENDER_LIMIT", _str, "200/hour", "New variant renders per client IP for callers without a key."
+    )
+    blocklist_distance: int = _setting(
+        "GOODEYE_BLOCKLIST_DISTANCE", _int, 4, "Default `max_distance` (pHash bits, 0-16) of a new blocklist entry."
     )
     fetch_allowlist: tuple = _setting(
         "GOODEYE_FETCH_ALLOWLIST", _list, (), "Hosts whose provider image URLs may be fetched and hosted (comma separated)."

@@ -27,6 +27,18 @@ class Context:
     links: LinkIndex | None
     render_slots: RenderSlots
 
+    @staticmethod
+    def image_limits_from(settings):
+        """The upload limits the settings name."""
+        return ImageLimits(
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+            max_frames=settings.max_frames,
+            max_jpeg_scans=settings.max_jpeg_scans,
+            max_decode_bytes=settings.max_decode_bytes,
+            max_decode_samples=settings.max_decode_samples,
+        )
+
     @classmethod
     def from_settings(cls, settings):
         """Build every long-lived object the settings describe."""
@@ -34,14 +46,7 @@ class Context:
         return cls(
             settings=settings,
             storage=storage,
-            image_limits=ImageLimits(
-                max_bytes=settings.max_upload_bytes,
-                max_pixels=settings.max_pixels,
-                max_frames=settings.max_frames,
-                max_jpeg_scans=settings.max_jpeg_scans,
-                max_decode_bytes=settings.max_decode_bytes,
-                max_decode_samples=settings.max_decode_samples,
-            ),
+            image_limits=cls.image_limits_from(settings),
             limiter=RateLimiter(settings.ratelimit_storage_uri, key_prefix=settings.ratelimit_key_prefix),
             generators=GeneratorRegistry.from_settings(settings),
             tokens=TokenSigner(),

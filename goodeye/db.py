@@ -11,6 +11,7 @@ from peewee import DatabaseProxy, OperationalError, SqliteDatabase
 from playhouse.pool import PooledMySQLDatabase
 
 from goodeye.files import SECRET_FILE_MODE, make_private_dir
+from goodeye.similar.bands import hamming
 
 database = DatabaseProxy()
 
@@ -47,11 +48,14 @@ def make_database(url, pool_size=8):
             _owner_only(path)
         # IMMEDIATE: a write transaction takes the write lock up front, so two
         # processes never deadlock upgrading a read lock; WAL lets readers go on.
-        return SqliteDatabase(
+        db = SqliteDatabase(
             path,
             lock_type="IMMEDIATE",
             pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"},
         )
+        # MySQL's BIT_COUNT(a ^ b) for the similar-image search; SQLite has neither.
+        db.register_function(hamming, "hamming", 2, deterministic=True)
+        return db
     if parsed.scheme in ("mysql", "mysql+pool"):
         name = parsed.path.lstrip("/")
         if not name:

@@ -133,6 +133,12 @@ class ImageTooComplex(GoodeyeError):
     default_message = "Decoding the image would cost more than the decode budget allows."
 
 
+class ImageBlocked(GoodeyeError):
+    status = 451
+    slug = "image_blocked"
+    default_message = "The image matches a picture this server's operator has blocked; it was not stored."
+
+
 class RateLimited(GoodeyeError):
     status = 429
     slug = "rate_limited"

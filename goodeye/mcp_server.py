@@ -49,6 +49,14 @@ class ImagePage(Record):
     next_cursor: str | None = Field(description="Pass as cursor to list_images for the next page; null on the last page.")
 
 
+class SimilarImage(ImageRecord):
+    distance: int = Field(description="Bits in which its perceptual hash differs from the query's: 0 is the same picture, up to 8 a close copy.")
+
+
+class SimilarImages(Record):
+    data: list[SimilarImage] = Field(description="Your images within max_distance, nearest first.")
+
+
 class Deleted(Record):
     id: str
     deleted: bool = Field(description="Always true: the url stopped resolving and the bytes are reclaimed.")
@@ -225,6 +233,23 @@ def build_server(settings):
         """A signed url that shows the image (even a private one) to anyone holding it, e.g. in an <img> tag, until it expires."""
         variant = {key: value for key, value in {"w": w, "h": h, "fit": fit, "fm": fm}.items() if value is not None}
         return call(GoodeyeClient.sign_url, image_id, expires_in=expires_in, variant=variant)
+
+    @server.tool(annotations=ToolAnnotations(title="Find similar images", read_only_hint=True, open_world_hint=False))
+    def find_similar_images(
+        image_id: Annotated[str | None, Field(description="Find images like this one of yours (`img_...`); or pass data instead.")] = None,
+        data: Annotated[
+            str | None,
+            Field(min_length=1, description="Or: an image's bytes, base64-encoded, to look for (it is not stored)."),
+        ] = None,
+        max_distance: Annotated[int, Field(ge=0, le=16, description="Most perceptual-hash bits a match may differ by: 0 same picture, 8 close copies (resized, re-encoded), 16 loosely alike.")] = 8,
+        limit: Annotated[int, Field(ge=1, le=100, description="Most matches to return, 1-100.")] = 20,
+    ) -> Annotated[CallToolResult, SimilarImages]:
+        """Find this project's images that look like a given image (resized, re-encoded or retouched copies included), nearest first; answers "do I already have this picture?"."""
+        if (image_id is None) == (data is None):
+            return _error(ClientError("invalid_request", "Pass exactly one of image_id and data."))
+        if image_id is not None:
+            return call(GoodeyeClient.similar_images, image_id, max_distance=max_distance, limit=limit)
+        return call(GoodeyeClient.similar_to_base64, data, max_distance=max_distance, limit=limit)
 
     @server.tool(annotations=ToolAnnotations(title="Generate images", open_world_hint=True))
     def generate_image(

@@ -12,6 +12,7 @@ from goodeye.db import database
 from goodeye.models import (
     CORE_MODELS,
     LIVE_MODELS,
+    BlocklistEntry,
     Generation,
     Image,
     Project,
@@ -21,6 +22,9 @@ from goodeye.models import (
     SigningKey,
     Variant,
 )
+from goodeye.similar.bands import BANDS, phash_columns
+
+_FILL_BATCH = 1000
 
 
 def _create_core_tables():
@@ -59,6 +63,38 @@ def _create_variant_table():
     database.create_tables([Variant], safe=True)
 
 
+def _create_phash_index():
+    # Databases made before this migration lack the band columns; newer ones got them from migration 1.
+    if "phash_bits" not in {column.name for column in database.get_columns("image")}:
+        migrator = SchemaMigrator.from_database(database.obj)
+        names = ["phash_bits", *(f"phash_band{band}" for band in range(BANDS))]
+        migrate_schema(*(migrator.add_column("image", name, getattr(Image, name)) for name in names))
+        migrate_schema(
+            *(migrator.add_index("image", (f"phash_band{band}", "project_id", "phash_bits")) for band in range(BANDS))
+        )
+    database.create_tables([BlocklistEntry], safe=True)
+    _fill_phash_index()
+
+
+def _fill_phash_index():
+    """Cut the pHash of every image stored before the index existed, in batches by primary key."""
+    after = 0
+    while True:
+        batch = list(
+            Image.select(Image.pk, Image.phash)
+            .where(Image.phash_bits.is_null() & (Image.pk > after))
+            .order_by(Image.pk)
+            .limit(_FILL_BATCH)
+            .tuples()
+        )
+        if not batch:
+            return
+        with database.atomic():
+            for pk, phash in batch:
+                Image.update(**phash_columns(phash)).where(Image.pk == pk).execute()
+        after = batch[-1][0]
+
+
 def _add_project_usage():
     for field in (Project.max_images, Project.max_storage_bytes, Project.image_count, Project.storage_bytes):
         _add_column_once(Project, field)
@@ -82,6 +118,7 @@ MIGRATIONS = [
     (6, "rate_limit_counter (database:// limits), project.live_generations_per_ip_per_hour", _add_limits_storage),
     (7, "variant: rendered sizes and formats of an original, by its sha256 and the render key", _create_variant_table),
     (8, "signing_key: each project's secret for signed serving URLs", _create_signing_keys),
+    (9, "similar images: image.phash_bits and phash_band0-3 (filled, indexed), blocklist_entry", _create_phash_index),
     (10, "project quotas and usage counters, backfilled from the image rows", _add_project_usage),
 ]
 

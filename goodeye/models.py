@@ -100,6 +100,13 @@ class Image(BaseModel):
     height = IntegerField()
     frames = IntegerField(default=1)
     phash = CharField(max_length=64)
+    # The pHash as a signed 64-bit integer and cut into four 16-bit bands, for the
+    # similar-image index (goodeye/similar/bands.py); filled from `phash` by bytes_fields().
+    phash_bits = BigIntegerField(null=True)
+    phash_band0 = IntegerField(null=True)
+    phash_band1 = IntegerField(null=True)
+    phash_band2 = IntegerField(null=True)
+    phash_band3 = IntegerField(null=True)
     visibility = CharField(max_length=8, default="private")
     source = CharField(max_length=16, default="upload")
     filename = CharField(max_length=255)
@@ -116,6 +123,12 @@ class Image(BaseModel):
             (("project", "filename"), True),
             (("project", "alias"), True),
             (("project", "pk"), False),
+            # Band first, so the blocklist can look a band up across every project;
+            # the hash last, so the distance of a candidate is read from the index alone.
+            (("phash_band0", "project", "phash_bits"), False),
+            (("phash_band1", "project", "phash_bits"), False),
+            (("phash_band2", "project", "phash_bits"), False),
+            (("phash_band3", "project", "phash_bits"), False),
         )
 
 
@@ -215,6 +228,24 @@ class SigningKey(BaseModel):
     project = ForeignKeyField(Project, primary_key=True, on_delete="CASCADE")
     secret = CharField(max_length=64)
     rotated_at = PreciseDateTimeField(default=utcnow)
+
+
+class BlocklistEntry(BaseModel):
+    """An operator's blocked picture: images within `max_distance` bits of its pHash are refused."""
+
+    id = CharField(max_length=40, primary_key=True)
+    phash = CharField(max_length=16)
+    phash_bits = BigIntegerField()
+    phash_band0 = IntegerField(index=True)
+    phash_band1 = IntegerField(index=True)
+    phash_band2 = IntegerField(index=True)
+    phash_band3 = IntegerField(index=True)
+    max_distance = IntegerField(index=True)
+    reason = CharField(max_length=500, default="")
+    created_at = PreciseDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "blocklist_entry"
 
 
 class SchemaMigration(BaseModel):

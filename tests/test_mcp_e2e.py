@@ -9,13 +9,14 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests import factories
+from tests.similar_helpers import near_duplicates, scene
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The MCP server's own upload limit in these tests: small, so an oversized payload stays small.
 MCP_MAX_UPLOAD_BYTES = 16 * 1024
 TOOLS = {
     "upload_image", "list_images", "get_image", "update_image", "delete_image", "generate_image", "get_usage",
-    "replace_image", "sign_image_url",
+    "replace_image", "sign_image_url", "find_similar_images",
 }
 
 
@@ -202,5 +203,25 @@ def test_generate_image_hosts_outputs(mcp_stack, owner, tmp_path, http):
                          "max_images": None, "max_storage_bytes": None}
         assert tool_error(await client.call_tool("generate_image", {"prompt": "x", "generator": "nope"})) == "generator_not_found"
         assert (await client.call_tool("generate_image", {"prompt": ""})).is_error
+
+    run_with_mcp(mcp_stack, owner.key, tmp_path, scenario)
+
+
+def test_find_similar_images_by_id_and_by_data(mcp_stack, owner, tmp_path, http):
+    picture = scene(31, size=(160, 120))
+    copy = near_duplicates(picture)["JPEG quality 70"]
+    records = [
+        http.post(f"{mcp_stack.url}/v1/images", headers={"Authorization": f"Bearer {owner.key}"}, files={"file": ("p.png", data)}).json()
+        for data in (picture, copy, scene(32, size=(160, 120)))
+    ]
+
+    async def scenario(client):
+        by_id = ok(await client.call_tool("find_similar_images", {"image_id": records[0]["id"]}))
+        assert [(match["id"], match["distance"] <= 8) for match in by_id["data"]] == [(records[1]["id"], True)]
+        by_data = ok(await client.call_tool("find_similar_images", {"data": b64(copy), "max_distance": 8, "limit": 5}))
+        assert {match["id"] for match in by_data["data"]} == {records[0]["id"], records[1]["id"]}
+        assert tool_error(await client.call_tool("find_similar_images", {})) == "invalid_request"
+        assert tool_error(await client.call_tool("find_similar_images", {"image_id": "img_nope"})) == "image_not_found"
+        assert (await client.call_tool("find_similar_images", {"image_id": records[0]["id"], "max_distance": 17})).is_error
 
     run_with_mcp(mcp_stack, owner.key, tmp_path, scenario)

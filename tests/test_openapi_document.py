@@ -233,7 +233,7 @@ def test_valid_record_passes(checker):
     ({"expires_at": "tomorrow"}, "$.expires_at: 'tomorrow' is not valid under any of the given schemas ("),
     ({"created_at": "2025-11-28T10:00:00+02:00"}, "$.created_at"),
     ({"url": f"http://goodeye.test/v1/images/{TOKEN}"}, "$.url"),
-    ({"colour": "red"}, "Additional properties are not allowed ('colour' was unexpected)"),
+    ({"colour": "red"}, "Unevaluated properties are not allowed ('colour' was unexpected)"),
 ])
 def test_invalid_record_fails_with_what_did_not_match(checker, change, expected):
     record = {k: v for k, v in {**RECORD, **change}.items() if v is not None or k not in change}

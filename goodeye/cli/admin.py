@@ -17,6 +17,9 @@ from goodeye.identity import service as identity
 from goodeye.images.blobs import check_blobs
 from goodeye.models import iso
 from goodeye.projects import quota, service as projects
+from goodeye.similar import blocklist as blocklists
+from goodeye.similar.bands import MAX_DISTANCE
+from goodeye.similar.enforce import enforce
 from goodeye.storage import create_storage
 from goodeye.variants import service as variant_service
 
@@ -65,7 +68,7 @@ class QuotaType(click.ParamType):
 @click.group(cls=AdminGroup)
 @click.pass_context
 def admin(ctx):
-    """Operator commands (database, orgs, projects, keys, sweeper)."""
+    """Operator commands (database, orgs, projects, keys, blocklist, sweeper)."""
     try:
         ctx.obj = load_settings()
     except ConfigError as exc:
@@ -314,3 +317,65 @@ def sweep_command(settings, loop, as_json):
             metrics.count_sweep("failed")
             log.exception("sweep failed; retrying in %ss", settings.sweep_interval_seconds)
         time.sleep(settings.sweep_interval_seconds)
+
+
+@admin.group(cls=AdminGroup)
+def blocklist():
+    """Pictures no project may store (re-encoded and resized copies included)."""
+
+
+@blocklist.command("add")
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--reason", default="", help="Why the picture is blocked (shown by `list`).")
+@click.option(
+    "--max-distance",
+    type=click.IntRange(0, MAX_DISTANCE),
+    help="pHash bits a copy may differ by and still be refused (default: GOODEYE_BLOCKLIST_DISTANCE).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def blocklist_add(settings, path, reason, max_distance, as_json):
+    """Block the picture in FILE: uploads and generated images within --max-distance of it are refused."""
+    with open(path, "rb") as handle:
+        data = handle.read(settings.max_upload_bytes + 1)
+    entry = blocklists.add_entry(
+        data,
+        limits=Context.image_limits_from(settings),
+        max_distance=settings.blocklist_distance if max_distance is None else max_distance,
+        reason=reason,
+    )
+    record = blocklists.entry_record(entry)
+    emit(as_json, record, f"blocked {entry.id}\t{entry.phash}\tmax distance {entry.max_distance}")
+
+
+@blocklist.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def blocklist_list(as_json):
+    """Every entry: id, hash, max distance, reason."""
+    records = [blocklists.entry_record(entry) for entry in blocklists.list_entries()]
+    lines = [f"{r['id']}\t{r['hash']}\t{r['max_distance']}\t{r['reason'] or '-'}" for r in records]
+    emit(as_json, records, "\n".join(lines) or "the blocklist is empty")
+
+
+@blocklist.command("remove")
+@click.argument("entry_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def blocklist_remove(entry_id, as_json):
+    """Remove an entry; images like it may be stored again."""
+    blocklists.remove_entry(entry_id)
+    emit(as_json, {"id": entry_id, "removed": True}, f"removed {entry_id}")
+
+
+@blocklist.command("enforce")
+@click.option("--dry-run", is_flag=True, help="Only count the matching images; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def blocklist_enforce(settings, dry_run, as_json):
+    """Delete every stored image, in any project, that an entry matches; say how many."""
+    result = enforce(Context.from_settings(settings), dry_run=dry_run)
+    human = (
+        f"{result['matched']} stored images match the blocklist (dry run: nothing deleted)"
+        if dry_run
+        else f"deleted {result['deleted']} of {result['matched']} stored images matching the blocklist"
+    )
+    emit(as_json, result, human)

@@ -340,3 +340,18 @@ def rotate_signing_key(client, as_json):
     """Give the project a new signing secret: every signed URL issued before stops working."""
     rotated = client.rotate_signing_key()
     emit(as_json, rotated, f"rotated at {rotated['rotated_at']}")
+
+
+@images.command("similar")
+@click.argument("target", metavar="ID|FILE")
+@click.option("--max-distance", type=click.IntRange(0, 16), help="Most pHash bits a match may differ by, 0-16 (server default 8).")
+@click.option("--limit", type=click.IntRange(1, 100), help="Most matches, 1-100 (server default 20).")
+@remote_command
+def similar(target, max_distance, limit, client, as_json):
+    """Your images that look like image ID or a local FILE (not uploaded), nearest first: distance, id, url."""
+    if os.path.isfile(target):
+        page = client.similar_to_file(target, max_distance=max_distance, limit=limit)
+    else:
+        page = client.similar_images(target, max_distance=max_distance, limit=limit)
+    lines = [f"{record['distance']}\t{record['id']}\t{record['url']}" for record in page["data"]]
+    emit(as_json, page, "\n".join(lines) or "no similar images")

@@ -10,7 +10,9 @@ Decisions:
 - `image_urls[i]` is the provider's URL when the output came with one (so it is
   the fallback when slot i could not be hosted), else the hosted image's URL
   (builtin, b64_json), else None: an inline output that was not an accepted
-  image and came with no URL has nothing to fall back to.
+  image and came with no URL has nothing to fall back to. An output that
+  matches the operator's blocklist gets None in both lists: its provider URL is
+  not handed out either.
 - The generation row is written with the images, in one transaction, after the
   provider answered and every URL was fetched (fetches hold no database lock).
   Its status is `succeeded` (every output hosted), `partial` (some slots null;
@@ -34,6 +36,7 @@ from goodeye import metrics
 from goodeye.db import database
 from goodeye.errors import (
     GenerationFailed,
+    ImageBlocked,
     ImageTooComplex,
     ImageTooLarge,
     ImageTooLargeDimensions,
@@ -62,8 +65,8 @@ HOSTING_FIELDS = ("visibility", "ttl_seconds")
 SYSTEM_ORG = "goodeye-system"
 ANONYMOUS_PROJECT = "anonymous"
 ANONYMOUS_LIMIT_NAMESPACE = "anon-generate"
-# Bytes an output may come back as without being one of the accepted images.
-_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions, ImageTooComplex)
+# Why an output may not be hosted: not one of the accepted images, or a blocked picture.
+_NOT_ACCEPTED = (UnsupportedImageType, InvalidImage, ImageTooLarge, ImageTooLargeDimensions, ImageTooComplex, ImageBlocked)
 _FILENAME_WORDS = 6
 
 
@@ -74,6 +77,7 @@ class GenerationResult:
     generation: Generation
     image_urls: list[str | None]  # see the module docstring for what each entry holds
     hosted: list[Image | None]  # aligned 1:1 with image_urls
+    refusals: list[Exception | None]  # aligned too: why a slot's bytes were refused, when they were
     over_quota: bool = False  # some output was not hosted because the project's quota was full
 
 
@@ -224,10 +228,10 @@ def generate_and_host(
         raise
     payloads = _collect_bytes(ctx, outputs)
 
-    hosted, reasons, over_quota = [], [], False
+    hosted, reasons, refusals, over_quota = [], [], [], False
     with database.atomic():
         for index, (output, (data, reason)) in enumerate(zip(outputs, payloads)):
-            image = None
+            image = refusal = None
             if data is not None:
                 try:
                     image = create_image(
@@ -246,10 +250,11 @@ def generate_and_host(
                         },
                     )
                 except _NOT_ACCEPTED as exc:
-                    reason = exc.message
+                    reason, refusal = exc.message, exc
                 except QuotaExceeded as exc:
                     reason, over_quota = exc.message, True
             hosted.append(image)
+            refusals.append(refusal)
             if image is None:
                 reasons.append(f"output {index}: {reason or 'no image'}")
         status = "partial" if reasons else "succeeded"
@@ -264,10 +269,12 @@ def generate_and_host(
     if reasons:
         log.info("generation %s not fully hosted: %s", generation.id, generation.error)
     image_urls = [
-        output.url or (image_url(ctx.settings, image) if image is not None else None)
-        for output, image in zip(outputs, hosted)
+        None if isinstance(refusal, ImageBlocked) else output.url or (image_url(ctx.settings, image) if image else None)
+        for output, image, refusal in zip(outputs, hosted, refusals)
     ]
-    return GenerationResult(generation=generation, image_urls=image_urls, hosted=hosted, over_quota=over_quota)
+    return GenerationResult(
+        generation=generation, image_urls=image_urls, hosted=hosted, refusals=refusals, over_quota=over_quota
+    )
 
 
 def _elapsed_ms(started):

@@ -26,6 +26,8 @@ from goodeye.models import Image, Project, iso, utcnow
 from goodeye.parsing import whole_number
 from goodeye.projects.quota import check_room, release_usage, take_usage
 from goodeye.serving import signing
+from goodeye.similar.bands import phash_columns
+from goodeye.similar.blocklist import check_not_blocked
 from goodeye.variants.params import parse_variant_params
 
 VISIBILITIES = ("private", "public")
@@ -44,8 +46,8 @@ BYTES_FIELDS = ("sha256", "content_type", "ext", "size_bytes", "width", "height"
 
 
 def bytes_fields(source):
-    """The byte-describing columns of an ImageInfo or Image, as keyword arguments."""
-    return {name: getattr(source, name) for name in BYTES_FIELDS}
+    """The byte-describing columns of an ImageInfo or Image (with the pHash's index columns), as keyword arguments."""
+    return {**{name: getattr(source, name) for name in BYTES_FIELDS}, **phash_columns(source.phash)}
 
 
 @dataclass
@@ -145,6 +147,8 @@ def validated_bytes(ctx, data, strip):
         data = strip_metadata(data, info.format)
         # What is stored is what is described: size, SHA-256 and a check of the new bytes.
         info = validate_image(data, ctx.image_limits)
+    # A picture the operator blocked is refused before anything of it is kept.
+    check_not_blocked(info.phash)
     return data, info
 
 

@@ -39,8 +39,8 @@ def _record_response(image, status=200):
     return response
 
 
-def _image_request(ctx, json_types, read_fields):
-    """An image sent as multipart `file` or JSON base64 `data`: (read_fields(fields), bytes).
+def read_image_request(max_bytes, json_types, read_fields):
+    """An image sent as multipart `file` or JSON base64 `data` (with `json_types`): (read_fields(fields), bytes).
 
     The fields are read (and refused when bad) before the bytes are.
     """
@@ -50,20 +50,20 @@ def _image_request(ctx, json_types, read_fields):
             raise InvalidRequest("Send the image as the multipart field 'file'.")
         fields = _typed_form_fields(request.form)
         fields.setdefault("filename", upload_file.filename)
-        return read_fields(fields), service.read_upload(upload_file.stream, ctx.image_limits.max_bytes)
+        return read_fields(fields), service.read_upload(upload_file.stream, max_bytes)
     # The one JSON body as large as an image: its base64.
     body = json_body(json_types, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
     unknown = set(body) - set(json_types)
     if unknown:
         raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    return read_fields(body), service.decode_base64_image(body.get("data"), ctx.image_limits.max_bytes)
+    return read_fields(body), service.decode_base64_image(body.get("data"), max_bytes)
 
 
 @bp.post("/v1/images")
 def upload():
     project_id = required_project_id()
     ctx = current_context()
-    placement, data = _image_request(ctx, UPLOAD_JSON_TYPES, service.placement_from)
+    placement, data = read_image_request(ctx.image_limits.max_bytes, UPLOAD_JSON_TYPES, service.placement_from)
     image = service.create_image(ctx, project_id, data, placement)
     return _record_response(image, 201)
 
@@ -72,7 +72,9 @@ def upload():
 def replace_file(image_id):
     project_id = required_project_id()
     ctx = current_context()
-    strip, data = _image_request(ctx, REPLACE_JSON_TYPES, lambda fields: fields.get("strip_metadata", False))
+    strip, data = read_image_request(
+        ctx.image_limits.max_bytes, REPLACE_JSON_TYPES, lambda fields: fields.get("strip_metadata", False)
+    )
     return _record_response(service.replace_image_bytes(ctx, project_id, image_id, data, strip))
 
 

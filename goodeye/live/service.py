@@ -36,6 +36,7 @@ from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
 from goodeye.errors import (
     Forbidden,
     GenerationFailed,
+    ImageBlocked,
     ImageNotFound,
     InvalidRequest,
     NotFound,
@@ -305,6 +306,8 @@ def generate_live_image(ctx, params, project_id, ip):
         client_ip=ip,
     )
     image = result.hosted[0]
+    if isinstance(result.refusals[0], ImageBlocked):
+        raise result.refusals[0]
     if image is None and result.over_quota:
         raise QuotaExceeded()
     if image is None:
