@@ -97,6 +97,12 @@ class Conflict(GoodeyeError):
     default_message = "Conflict."
 
 
+class PreconditionFailed(GoodeyeError):
+    status = 412
+    slug = "precondition_failed"
+    default_message = "The image does not meet the If-Match or If-Unmodified-Since condition."
+
+
 class RangeNotSatisfiable(GoodeyeError):
     status = 416
     slug = "range_not_satisfiable"

@@ -6,7 +6,7 @@ import glob
 import hashlib
 import os
 import stat
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from werkzeug.http import http_date
@@ -64,6 +64,36 @@ def test_one_etag_per_bytes_and_each_images_own_last_modified_on_every_path(stac
             assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", etag), (record["id"], conditional)
         changed = http.get(record["url"], headers={**headers, "If-None-Match": '"' + "0" * 64 + '"'})
         assert changed.status_code == 200 and changed.content == data
+
+
+def test_if_match_and_if_unmodified_since_are_decided_on_the_images_own_validators(stack, owner, other_owner, http, probe):
+    data = factories.png((29, 13))
+    first = _upload(stack, owner, http, data, "public")
+    # Another tenant stored the same bytes long ago: its time must not decide this image's preconditions.
+    older = _upload(stack, other_owner, http, data, "public")
+    probe.rows("UPDATE image SET updated_at = ? WHERE id = ?", LONG_AGO, older["id"])
+    if stack.settings.storage == "local":
+        os.utime(stack.storage.path(first["sha256"]), (LONG_AGO.timestamp(), LONG_AGO.timestamp()))
+    etag = f'"{first["sha256"]}"'
+    changed_at = _updated_at(probe, first["id"])
+    before = http_date(LONG_AGO)
+    after = http_date(changed_at + timedelta(seconds=5))
+    met = ({"If-Match": etag}, {"If-Match": f'"x", {etag}'}, {"If-Match": "*"}, {"If-Unmodified-Since": after})
+    failed = ({"If-Match": '"' + "0" * 64 + '"'}, {"If-Match": f"W/{etag}"}, {"If-Unmodified-Since": before})
+    # Anonymous (nginx's fast path on nginx-local) and with the owner's key (the check's redirect).
+    for headers in ({}, owner.headers):
+        for condition in met:
+            answer = http.get(first["url"], headers={**headers, **condition})
+            assert (answer.status_code, answer.content) == (200, data), condition
+            assert answer.headers["ETag"] == etag
+        for condition in failed:
+            answer = http.get(first["url"], headers={**headers, **condition})
+            assert answer.status_code == 412, (condition, answer.status_code, answer.text[:200])
+            assert answer.headers["Content-Type"].startswith("application/json")
+            assert answer.json()["error"]["code"] == "precondition_failed"
+            assert "Cache-Control" not in answer.headers or "public" not in answer.headers["Cache-Control"]
+    cdn = http.get(f"{stack.url}/cdn/{owner.project}/img/{first['filename']}", headers={"If-Match": '"nope"'})
+    assert cdn.status_code == 412 and cdn.json()["error"]["code"] == "PRECONDITION_FAILED"
 
 
 def test_a_live_url_has_one_etag_from_its_miss_to_its_hits(stack):

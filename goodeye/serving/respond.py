@@ -1,10 +1,10 @@
 """Answer with an image's bytes: an X-Accel-Redirect for nginx, or a stream from Flask."""
 
 from flask import Response, request
-from werkzeug.http import http_date, is_resource_modified, quote_etag
+from werkzeug.http import http_date, is_resource_modified, parse_date, parse_etags, quote_etag
 from werkzeug.wsgi import wrap_file
 
-from goodeye.errors import ImageNotFound, RangeNotSatisfiable
+from goodeye.errors import ImageNotFound, PreconditionFailed, RangeNotSatisfiable
 
 
 def validators(image):
@@ -24,6 +24,27 @@ def _meta_segment(image_id, cache_status, scope, cache_control):
     max_age = cache_control.partition("max-age=")[2]
     cache_token = ("P" if cache_control.startswith("public") else "Q") + max_age if max_age else "N"
     return f"{image_id or ''}~{cache_status or ''}~{scope or ''}~{cache_token}"
+
+
+def _check_preconditions(image):
+    """PreconditionFailed unless the image meets If-Match / If-Unmodified-Since; whether the request had either.
+
+    werkzeug's conditional handling takes a failed If-Match for "not modified" (a 304)
+    and ignores If-Unmodified-Since, and nginx would test both against the shared blob
+    file; so they are decided here, against the image's own ETag and time.
+    """
+    if_match = request.headers.get("If-Match")
+    if_unmodified_since = request.headers.get("If-Unmodified-Since")
+    if if_match is not None:
+        etags = parse_etags(if_match)
+        if not (etags.star_tag or etags.is_strong(image.sha256)):
+            raise PreconditionFailed()
+    elif if_unmodified_since is not None:
+        since = parse_date(if_unmodified_since)
+        # An unparsable date is ignored, as the HTTP rules say; HTTP dates have whole seconds.
+        if since is not None and image.updated_at.replace(microsecond=0) > since.replace(tzinfo=None):
+            raise PreconditionFailed()
+    return if_match is not None or if_unmodified_since is not None
 
 
 def _refuse_unsatisfiable_range(size):
@@ -58,6 +79,9 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
     if scope:
         headers["X-Scope"] = scope
     headers.update(extra_headers or {})
+    # nginx cannot be kept from testing a met precondition again against the blob file:
+    # such (rare) requests are streamed by the app.
+    stream = _check_preconditions(image) or stream
     if ctx.settings.accel == "nginx" and not stream:
         # The app answers conditional requests itself: nginx compares If-None-Match
         # only with an ETag of its own making (from the blob file), never with ours.
@@ -77,4 +101,6 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
     response = Response(wrap_file(request.environ, stream), mimetype=image.content_type, direct_passthrough=True)
     response.content_length = image.size_bytes
     response.headers.update(headers)
-    return response.make_conditional(request.environ, accept_ranges=True, complete_length=image.size_bytes)
+    # The preconditions are decided above; werkzeug would read a met If-Match as "not modified".
+    environ = {key: value for key, value in request.environ.items() if key not in ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")}
+    return response.make_conditional(environ, accept_ranges=True, complete_length=image.size_bytes)
