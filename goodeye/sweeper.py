@@ -38,25 +38,34 @@ def sweep(ctx, now=None):
             if reclaim_if_unreferenced(ctx.storage, sha256):
                 orphans += 1
     ctx.storage.remove_partial_writes(oldest_allowed)
-    result = {"expired_purged": purged, "orphan_blobs_reclaimed": orphans, "stale_links_removed": _remove_stale_links(ctx)}
+    stale_links, renamed_links = _sync_links(ctx)
+    result = {
+        "expired_purged": purged,
+        "orphan_blobs_reclaimed": orphans,
+        "stale_links_removed": stale_links,
+        "links_renamed": renamed_links,
+    }
     if any(result.values()):
         log.info("sweep: %s", result)
     return result
 
 
-def _remove_stale_links(ctx):
+def _sync_links(ctx):
     """Drop fast-path links whose image is gone or no longer public, and signed links whose image is gone
-    (left by a crash mid-change)."""
+    (left by a crash mid-change); rename links an older release named otherwise. Returns (removed, renamed)."""
     if ctx.links is None:
-        return 0
-    removed = 0
+        return 0, 0
+    removed = renamed = 0
     for signed in (False, True):
         tokens = list(ctx.links.iter_tokens(signed=signed))
         for start in range(0, len(tokens), 500):
             chunk = tokens[start : start + 500]
-            query = Image.select(Image.token).where(Image.token.in_(chunk))
-            kept = {row[0] for row in (query if signed else query.where(Image.visibility == "public")).tuples()}
-            for token in set(chunk) - kept:
+            query = Image.select(Image.token, Image.sha256, Image.expires_at).where(Image.token.in_(chunk))
+            kept = {row[0]: row[1:] for row in (query if signed else query.where(Image.visibility == "public")).tuples()}
+            for token in set(chunk) - set(kept):
                 ctx.links.remove(token, signed=signed)
                 removed += 1
-    return removed
+            for token, (sha256, expires_at) in kept.items():
+                # Without its current name nginx's kept decisions miss the link, and every read goes to the app.
+                renamed += ctx.links.rename_to_current(token, sha256, expires_at, signed=signed)
+    return removed, renamed

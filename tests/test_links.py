@@ -81,3 +81,23 @@ def test_a_missing_blob_leaves_no_link(tmp_path):
     links.add(TOKEN, ONE, None)
     links.add(TOKEN, "0" * 64, datetime(2026, 11, 22, 12, 0, 0))
     assert names(links) == []
+
+
+def test_a_link_an_older_release_named_is_renamed_and_a_removed_one_never_comes_back(tmp_path):
+    links = index(tmp_path)
+    expiry = datetime(2031, 5, 6, 7, 8, 9)
+    directory = os.path.join(links.root, TOKEN[:2])
+    os.makedirs(directory)
+    # Older releases named links {token} and {token}~{expiry}, without the bytes' hash.
+    os.link(links.blob_path(ONE), os.path.join(directory, f"{TOKEN}~1936847289"))
+    assert links.rename_to_current(TOKEN, ONE, expiry)
+    assert names(links) == [os.path.basename(links.relative_path(TOKEN, ONE, expiry))]
+    assert read(links, links.relative_path(TOKEN, ONE, expiry)) == b"first bytes"
+    assert not links.rename_to_current(TOKEN, ONE, expiry)  # already current
+    # A link of other bytes (the image got new ones) is not taken for the new name.
+    links.remove(TOKEN)
+    os.link(links.blob_path(TWO), os.path.join(directory, TOKEN))
+    assert not links.rename_to_current(TOKEN, ONE, None)
+    # Nothing to rename (made private or deleted meanwhile): nothing is created.
+    links.remove(TOKEN)
+    assert not links.rename_to_current(TOKEN, ONE, None) and names(links) == []

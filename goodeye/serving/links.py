@@ -22,6 +22,8 @@ import calendar
 import os
 import tempfile
 
+from goodeye.files import make_private_dir
+
 SIGNED_DIR = "signed"
 
 
@@ -41,7 +43,7 @@ class LinkIndex:
         """Point the token's link at the blob, replacing any previous one atomically."""
         directory = self._directory(token, signed)
         name = _name(token, sha256, expires_at)
-        os.makedirs(directory, exist_ok=True)
+        make_private_dir(directory)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         os.close(fd)
         os.unlink(tmp)
@@ -59,7 +61,7 @@ class LinkIndex:
         path = os.path.join(self.root, relative)
         if os.path.exists(path):
             return relative
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_private_dir(os.path.dirname(path))
         try:
             os.link(self.blob_path(variant_sha256), path)
         except FileExistsError:
@@ -90,6 +92,31 @@ class LinkIndex:
         """Drop the token's links (public, signed, or both when `signed` is None); no error when there is none."""
         for namespace in (False, True) if signed is None else (signed,):
             self._remove_names(self._directory(token, namespace), token, keep=None)
+
+    def rename_to_current(self, token, sha256, expires_at, signed=False):
+        """Give the token's link of these bytes the name its image has now, if another release named it
+        otherwise; whether it did. A rename, unlike a new link, cannot bring back a link that a change
+        (private, deleted, new bytes) removed meanwhile."""
+        directory = self._directory(token, signed)
+        current = _name(token, sha256, expires_at)
+        try:
+            names = os.listdir(directory)
+            blob = os.stat(self.blob_path(sha256))
+        except FileNotFoundError:
+            return False
+        if current in names:
+            return False
+        for name in names:
+            if name.split("~")[0] != token or "~v" in name:
+                continue
+            path = os.path.join(directory, name)
+            try:
+                if os.stat(path).st_ino == blob.st_ino:
+                    os.rename(path, os.path.join(directory, current))
+                    return True
+            except FileNotFoundError:
+                continue
+        return False
 
     def has(self, token, signed=False):
         """Whether the token has a link in that namespace."""

@@ -3,9 +3,8 @@
 import os
 import tempfile
 
+from goodeye.files import SERVED_FILE_MODE as BLOB_MODE, make_private_dir
 from goodeye.storage.interface import BlobStorage, StorageUnavailable
-
-from goodeye.files import SERVED_FILE_MODE as BLOB_MODE
 
 
 class LocalStorage(BlobStorage):
@@ -24,7 +23,7 @@ class LocalStorage(BlobStorage):
             return
         directory = os.path.dirname(target)
         try:
-            os.makedirs(directory, exist_ok=True)
+            make_private_dir(directory)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -81,7 +80,7 @@ class LocalStorage(BlobStorage):
 
     def check(self):
         try:
-            os.makedirs(self.root, exist_ok=True)
+            make_private_dir(self.root)
             if not os.access(self.root, os.W_OK):
                 raise StorageUnavailable("The blob directory is not writable.")
         except OSError as exc:
