@@ -47,7 +47,14 @@ def test_an_installed_wheel_serves_from_any_directory(tmp_path):
     wheel = _build_wheel(tmp_path)
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", str(venv))
-    _run(str(venv / "bin" / "pip"), "install", "--quiet", str(wheel), env=_clean_env())
+    # The dependencies come from this test run's own environment, named by a .pth line (which,
+    # unlike a site dir, runs none of that environment's .pth files, so not its editable
+    # finder): the test is about the package and its data, not about downloading from PyPI.
+    site = _run(str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
+    dependencies = [path for path in sys.path if path.endswith("site-packages")]
+    with open(os.path.join(site, "test-dependencies.pth"), "w") as pth:
+        pth.write("\n".join(dependencies) + "\n")
+    _run(str(venv / "bin" / "pip"), "install", "--quiet", "--no-deps", str(wheel), env=_clean_env())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     # The installed package, with its data, not the checkout.
