@@ -183,7 +183,7 @@ class Stack:
         # Counts of an earlier run would be merged into this one's: start empty.
         metrics_dir = os.path.join(self.settings.run_dir, "metrics")
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        os.makedirs(metrics_dir)
+        make_private_dir(metrics_dir)
         self.counted_env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
         if os.path.exists(nginx_status_socket(self.settings)):
             os.unlink(nginx_status_socket(self.settings))

@@ -68,6 +68,7 @@ BODIES = {
     ("post", "/v1/images"): {"files": {"file": ("m.png", _png(3))}},
     ("patch", "/v1/images/{id}"): {"json": {"visibility": "private"}},
     ("put", "/v1/images/{id}/file"): {"files": {"file": ("r.png", _png(4))}},
+    ("post", "/v1/images/similar"): {"files": {"file": ("s.png", _png(5))}},
     ("post", "/v1/image-generators/{id}/generate"): {"json": {"prompt": "matrix"}},
     ("post", "/api/v1/live/scopes"): {"json": {"slug": "matrix-new"}},
     ("put", "/api/v1/live/scopes/{slug}"): {"json": {"allowNewGenerations": True}},

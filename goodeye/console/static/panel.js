@@ -140,9 +140,7 @@ async function replaceBytes(file) {
     refreshPanel(record);
     toast(`Replaced the bytes of ${record.filename}; its URL is unchanged.`);
   } catch (error) {
-    // A server without the replace endpoint answers 405, or the router's 404 (not image_not_found).
-    const unsupported = error.status === 405 || (error.status === 404 && error.code === "not_found");
-    panelError(unsupported ? { text: "This server does not support replacing an image's bytes yet." } : error);
+    panelError(error);
   } finally {
     progress.hidden = true;
   }
