@@ -225,6 +225,12 @@ def plain_stack(stack_root, mysql_databases, database_kind):
     running.stack.stop()
 
 
+@pytest.fixture(scope="module")
+def cli_stack(plain_stack):
+    """The CLI and MCP do not depend on the serving mode: the default stack is enough."""
+    return plain_stack
+
+
 @pytest.fixture()
 def owner(stack):
     return stack.new_owner()

@@ -6,7 +6,6 @@ SDK's stdio client) against a stack behind nginx.
 
 import json
 import os
-import pty
 import stat
 import subprocess
 import sys
@@ -16,15 +15,11 @@ import pytest
 from PIL import Image
 
 from tests import factories
+from tests.test_cli_e2e import through_a_terminal
 from tests.test_mcp_e2e import b64, ok, run_with_mcp, tool_error
 
 GOODEYE = os.path.join(os.path.dirname(sys.executable), "goodeye")
 DAY = 86400
-
-
-@pytest.fixture(scope="module")
-def cli_stack(plain_stack):
-    return plain_stack
 
 
 @pytest.fixture()
@@ -212,37 +207,19 @@ def test_download_errors_leave_no_file(run, cli_stack, files, tmp_path):
     assert run("images", "download", record["id"], "-o", "-", "--json").returncode == 2
 
 
-def _through_a_terminal(args, env, cwd):
-    """Run the console script with stdout and stderr on a pseudo-terminal; (exit code, what it showed)."""
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen([GOODEYE, *map(str, args)], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
-    os.close(terminal)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(controller)
-    return proc.wait(timeout=120), output.decode()
-
-
 def test_download_progress_bar_on_a_terminal_only(run, cli_stack, owner, tmp_path):
     big = tmp_path / "noise.png"
     Image.frombytes("RGB", (800, 800), os.urandom(800 * 800 * 3)).save(big)
     record = json.loads(run("images", "upload", big, "--json").stdout)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOODEYE_")}
     env.update(GOODEYE_URL=cli_stack.url, GOODEYE_API_KEY=owner.key, GOODEYE_CONFIG=str(tmp_path / "absent.json"))
-    code, shown = _through_a_terminal(["images", "download", record["id"], "-o", tmp_path / "copy.png"], env, tmp_path)
+    code, shown = through_a_terminal(["images", "download", record["id"], "-o", tmp_path / "copy.png"], env, tmp_path)
     assert code == 0 and "downloading" in shown and "100%" in shown
     assert (tmp_path / "copy.png").read_bytes() == big.read_bytes()
     piped = run("images", "download", record["id"], "-o", tmp_path / "again.png")
     assert piped.returncode == 0 and piped.stderr == ""
     # Image bytes never go to a terminal.
-    code, shown = _through_a_terminal(["images", "download", record["id"], "-o", "-"], env, tmp_path)
+    code, shown = through_a_terminal(["images", "download", record["id"], "-o", "-"], env, tmp_path)
     assert code == 2 and "terminal" in shown
 
 

@@ -24,12 +24,6 @@ from tests.conftest import free_port
 GOODEYE = os.path.join(os.path.dirname(sys.executable), "goodeye")
 
 
-@pytest.fixture(scope="module")
-def cli_stack(plain_stack):
-    """The CLI and MCP do not depend on the serving mode: the default stack is enough."""
-    return plain_stack
-
-
 @pytest.fixture()
 def owner(cli_stack):
     return cli_stack.new_owner()
@@ -324,9 +318,10 @@ def test_no_progress_bar_when_piped(client_env, large_png):
     assert result.stdout.count("\n") == 1 and result.stdout.startswith("img_")
 
 
-def test_progress_bar_on_a_terminal(client_env, large_png):
+def through_a_terminal(argv, env, cwd=None):
+    """Run the console script with stdout and stderr on a pseudo-terminal; (exit code, what it showed)."""
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([GOODEYE, "images", "upload", str(large_png)], env=client_env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+    proc = subprocess.Popen([GOODEYE, *map(str, argv)], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
     os.close(terminal)
     output = b""
     while True:
@@ -338,8 +333,12 @@ def test_progress_bar_on_a_terminal(client_env, large_png):
             break
         output += chunk
     os.close(controller)
-    assert proc.wait(timeout=120) == 0
-    text = output.decode()
+    return proc.wait(timeout=120), output.decode()
+
+
+def test_progress_bar_on_a_terminal(client_env, large_png):
+    code, text = through_a_terminal(["images", "upload", large_png], client_env)
+    assert code == 0
     assert "uploading" in text and "100%" in text
     assert "img_" in text
 
