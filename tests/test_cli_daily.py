@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 
 import pytest
+import requests
 from PIL import Image
 
 from tests import factories
@@ -241,6 +242,12 @@ def test_open_prints_the_url_and_opens_the_browser_only_when_asked(run, files, t
     browsed = run("images", "open", record["id"], "--browser", extra_env=env)
     assert browsed.returncode == 0 and opened.read_text().strip() == record["url"]
     assert run("images", "open", "img_nothere").returncode == 4
+    # A private image gets a signed URL: anyone holding it may open it, for a while.
+    private = json.loads(run("images", "upload", files / "b.jpg", "--json").stdout)
+    signed = run("images", "open", private["id"]).stdout.strip()
+    assert "signature=" in signed and requests.get(signed).status_code == 200
+    assert requests.get(private["url"]).status_code == 401
+    assert run("images", "open", private["id"], "--expires-in", "8d").returncode == 2
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

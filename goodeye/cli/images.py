@@ -290,17 +290,16 @@ def download(image_id, output, client, as_json):
 @images.command("open")
 @click.argument("image_id")
 @click.option("--browser", is_flag=True, help="Also open the URL with the system's browser.")
+@click.option("--expires-in", type=Ttl(), default="3600", show_default=True, metavar="DURATION",
+              help="How long the signed URL of a private image works (at most 7 days).")
 @remote_command
-def open_image(image_id, browser, client, as_json):
-    """Print a URL that shows the image; with --browser, open it too."""
+def open_image(image_id, browser, expires_in, client, as_json):
+    """Print a URL that shows the image to anyone (a signed one for a private image); with --browser, open it too."""
+    _check_signed_lifetime(expires_in)
     record = client.get_image(image_id)
     url = record["url"]
     if record["visibility"] == "private":
-        click.echo(
-            f"note: the image is private: its URL answers only with the project's key "
-            f"(`goodeye images sign {record['id']}` makes one anyone can open for a while)",
-            err=True,
-        )
+        url = client.sign_url(image_id, expires_in=expires_in)["url"]
     if browser:
         click.launch(url)
     emit(as_json, {"id": record["id"], "url": url}, url)
@@ -317,6 +316,12 @@ def replace(image_id, path, strip_metadata, client, as_json):
     emit(as_json, record, f"{record['id']}\t{record['url']}\t{record['content_type']}\t{record['sha256']}")
 
 
+def _check_signed_lifetime(expires_in):
+    """A signed URL's --expires-in is a duration of at most 7 days."""
+    if expires_in == PERMANENT or expires_in > SIGNED_URL_MAX_SECONDS:
+        raise click.BadParameter("a signed URL lasts at most 7 days (604800 seconds)", param_hint="--expires-in")
+
+
 @images.command("sign")
 @click.argument("image_id")
 @click.option("--expires-in", type=Ttl(), default="3600", show_default=True, metavar="DURATION",
@@ -325,8 +330,7 @@ def replace(image_id, path, strip_metadata, client, as_json):
 @remote_command
 def sign(image_id, expires_in, variant, client, as_json):
     """Print a signed URL that shows the image to anyone holding it, until it expires (even a private image)."""
-    if expires_in == PERMANENT or expires_in > SIGNED_URL_MAX_SECONDS:
-        raise click.BadParameter("a signed URL lasts at most 7 days (604800 seconds)", param_hint="--expires-in")
+    _check_signed_lifetime(expires_in)
     fields = {"w": variant.w, "h": variant.h, "fit": variant.fit, "fm": variant.fm} if variant else {}
     # The server's defaults stay implicit, so the signed URL names what the user named.
     fields = {name: value for name, value in fields.items() if value is not None and (name, value) != ("fit", "scale-down")}
