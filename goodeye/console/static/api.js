@@ -79,12 +79,6 @@ export async function api(method, path, options = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-/** The bytes at `path`, fetched with the key (what an <img> cannot do). */
-export async function fetchBlob(path) {
-  const response = await send("GET", path);
-  return response.blob();
-}
-
 /** A multipart request through XMLHttpRequest, which reports upload progress (fetch does not). */
 export function sendForm(method, path, form, onProgress) {
   return new Promise((resolve, reject) => {

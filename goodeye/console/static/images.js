@@ -1,6 +1,6 @@
 // The grid of the project's images: filters, paging as you scroll, cards and what their buttons do.
 
-import { api, fetchBlob } from "./api.js";
+import { api } from "./api.js";
 import { byId, copyText, h, toast } from "./dom.js";
 import { confirmDialog, openPanel, refreshPanel, closePanelFor } from "./panel.js";
 
@@ -19,17 +19,21 @@ export function servingPath(image, params = {}) {
   return url.pathname + (query ? `?${query}` : "");
 }
 
+/** How long a private image's signed thumbnail URL works: longer than a page stays open, no more. */
+const SIGNED_SECONDS = 3600;
+
 /**
- * How the console loads a picture of an image: the one place to change for signed URLs.
- * A public image loads straight from its serving URL. A private one needs the key, which an
- * <img> cannot send: it is fetched with the key and shown from a blob: URL, released later.
- * `w` and `fit` ask for a sized variant where the server renders them.
+ * How the console loads a picture of an image. A public image loads straight from its serving
+ * URL. A private one needs the key, which an <img> cannot send: it loads from a short signed URL
+ * of the same variant. `w` and `fit` ask for a sized variant.
  */
 export async function pictureOf(image, width) {
-  const path = servingPath(image, { w: width, fit: "scale-down" });
-  if (image.visibility === "public") return { src: path, release() {} };
-  const src = URL.createObjectURL(await fetchBlob(path));
-  return { src, release: () => URL.revokeObjectURL(src) };
+  const variant = { w: width, fit: "scale-down" };
+  if (image.visibility === "public") return { src: servingPath(image, variant), release() {} };
+  const signed = await api("POST", `/v1/images/${image.id}/signed-url`, { json: { expires_in: SIGNED_SECONDS, ...variant } });
+  // This server's path, as for public images: the page's CSP allows its own origin only.
+  const url = new URL(signed.url);
+  return { src: url.pathname + url.search, release() {} };
 }
 
 function filters() {
