@@ -2,10 +2,12 @@
 
 import base64
 import hashlib
+import io
 import threading
 import time
 
 import requests
+from PIL import Image
 
 from goodeye.images.service import REPLACED_BYTES_GRACE_SECONDS
 from tests import factories
@@ -169,3 +171,21 @@ def test_a_generated_image_keeps_what_generated_its_old_bytes(plain_stack, http)
     after = replace(plain_stack, owner, image_id, new_data).json()
     assert after["source"] == "generated" and after["generation"] == before["generation"]
     assert fetch(before["url"], owner.headers).content == new_data
+
+
+def test_no_variant_of_the_old_bytes_is_served_after_a_replacement(stack, owner, http):
+    old_data, new_data = factories.png((64, 48), color=(200, 30, 30)), factories.png((48, 64), color=(30, 30, 200))
+    record = uploaded(stack, owner, old_data, visibility="public")
+    variant = f"{record['url']}?w=32&fm=png"
+    signed = sign(stack, owner, record["id"], expires_in=600, w=32, fm="png")["url"]
+    before = {url: fetch(url, headers) for url, headers in ((variant, None), (variant, None), (signed, None), (variant, owner.headers))}
+    assert all(Image.open(io.BytesIO(r.content)).size == (32, 24) for r in before.values())
+
+    assert replace(stack, owner, record["id"], new_data).status_code == 200
+    # Anonymous (nginx's kept decision and the variant's link on nginx-local), signed, and with the key.
+    for url, headers in ((variant, None), (variant, None), (signed, None), (variant, owner.headers)):
+        served = fetch(url, headers)
+        picture = Image.open(io.BytesIO(served.content)).convert("RGB")
+        assert picture.width == 32 and picture.height in (42, 43), (url, picture.size)  # the new bytes' shape
+        assert picture.getpixel((16, 20)) == (30, 30, 200), url
+        assert served.headers["ETag"] != before[url].headers["ETag"]
