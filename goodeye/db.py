@@ -60,7 +60,7 @@ def make_database(url, pool_size=8):
         name = parsed.path.lstrip("/")
         if not name:
             raise DatabaseUrlError("the MySQL URL names no database")
-        return PooledMySQLDatabase(
+        return RetryingMySQLDatabase(
             name,
             user=unquote(parsed.username or "root"),
             password=unquote(parsed.password or ""),
@@ -98,21 +98,45 @@ def init_database(settings):
     return db
 
 
-def retry_on_deadlock(fn, attempts=5):
-    """Decorate a function whose body is one transaction: run it again when MySQL rolled it back."""
+def _again_on_deadlock(call, attempts=5):
+    """call() again, after a short jittered pause, when MySQL rolled back what it did."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except OperationalError as exc:
+            if attempt + 1 == attempts or not exc.args or exc.args[0] not in _RETRYABLE_MYSQL_ERRORS:
+                raise
+            # Jitter, so the transactions that deadlocked do not meet again.
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+
+
+def retry_on_deadlock(fn):
+    """Decorate a function whose body is one transaction: run it again when MySQL rolled it back.
+
+    Called inside another transaction, it runs once: a deadlock rolled back the
+    whole outer transaction, so only its owner can run it again.
+    """
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        for attempt in range(attempts):
-            try:
-                return fn(*args, **kwargs)
-            except OperationalError as exc:
-                if attempt + 1 == attempts or not exc.args or exc.args[0] not in _RETRYABLE_MYSQL_ERRORS:
-                    raise
-                # Jitter, so the transactions that deadlocked do not meet again.
-                time.sleep(random.uniform(0, 0.02 * 2**attempt))
+        if database.in_transaction():
+            return fn(*args, **kwargs)
+        return _again_on_deadlock(lambda: fn(*args, **kwargs))
 
     return run
+
+
+class RetryingMySQLDatabase(PooledMySQLDatabase):
+    """Pooled MySQL whose statements outside a transaction run again when InnoDB rolled them back.
+
+    A lone statement (a claim's INSERT, a counter's UPDATE) can be a deadlock's
+    victim as much as a transaction can; it took no effect, so running it again is safe.
+    """
+
+    def execute_sql(self, sql, params=None):
+        if self.in_transaction():
+            return super().execute_sql(sql, params)
+        return _again_on_deadlock(lambda: super(RetryingMySQLDatabase, self).execute_sql(sql, params))
 
 
 _sql_cache = {}

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from goodeye import metrics
-from goodeye.db import database
+from goodeye.db import database, retry_on_deadlock
 from goodeye.errors import (
     GenerationFailed,
     ImageBlocked,
@@ -51,7 +51,15 @@ from goodeye.generation.enhance import check_template, enhance_prompt, normalise
 from goodeye.generation.fetch import FetchError, fetch_image_bytes
 from goodeye.identity.service import create_org, create_project
 from goodeye.ids import new_id
-from goodeye.images.service import Placement, create_image, image_url, parse_ttl, parse_visibility
+from goodeye.images.service import (
+    Placement,
+    image_url,
+    insert_validated,
+    parse_ttl,
+    parse_visibility,
+    record_created,
+    validated_bytes,
+)
 from goodeye.images.validation import sniff_format
 from goodeye.models import Generation, Image, Org, Project, iso
 from goodeye.projects.quota import check_room
@@ -227,46 +235,19 @@ def generate_and_host(
         metrics.count_generation(generator.id, "failed")
         raise
     payloads = _collect_bytes(ctx, outputs)
-
-    hosted, reasons, refusals, over_quota = [], [], [], False
-    with database.atomic():
-        for index, (output, (data, reason)) in enumerate(zip(outputs, payloads)):
-            image = refusal = None
-            if data is not None:
-                try:
-                    image = create_image(
-                        ctx,
-                        project_id,
-                        data,
-                        _placement_for(placement, params["prompt"], row["id"], index, data),
-                        source="generated",
-                        generation_params={
-                            "generation_id": row["id"],
-                            "generator": generator.id,
-                            "prompt": params["prompt"],
-                            "enhanced_prompt": enhanced,
-                            "index": index,
-                            **request_params,
-                        },
-                    )
-                except _NOT_ACCEPTED as exc:
-                    reason, refusal = exc.message, exc
-                except QuotaExceeded as exc:
-                    reason, over_quota = exc.message, True
-            hosted.append(image)
-            refusals.append(refusal)
-            if image is None:
-                reasons.append(f"output {index}: {reason or 'no image'}")
-        status = "partial" if reasons else "succeeded"
-        generation = Generation.create(
-            **row,
-            params=json.dumps({**request_params, "outputs": len(outputs)}),
-            status=status,
-            error="; ".join(reasons) or None,
-            duration_ms=_elapsed_ms(started),
-        )
-    metrics.count_generation(generator.id, "quota_exceeded" if over_quota else status)
-    if reasons:
+    # Validated before the transaction, so no row lock waits on decoding.
+    candidates = [
+        _validated_output(ctx, placement, params["prompt"], row["id"], index, data, reason)
+        for index, (data, reason) in enumerate(payloads)
+    ]
+    generation, hosted, refusals, over_quota = _host_outputs(
+        ctx, project_id, candidates, row, request_params, enhanced, generator.id, started
+    )
+    for image in hosted:
+        if image is not None:
+            record_created(ctx, image)
+    metrics.count_generation(generator.id, "quota_exceeded" if over_quota else generation.status)
+    if generation.error:
         log.info("generation %s not fully hosted: %s", generation.id, generation.error)
     image_urls = [
         None if isinstance(refusal, ImageBlocked) else output.url or (image_url(ctx.settings, image) if image else None)
@@ -275,6 +256,69 @@ def generate_and_host(
     return GenerationResult(
         generation=generation, image_urls=image_urls, hosted=hosted, refusals=refusals, over_quota=over_quota
     )
+
+
+@dataclass
+class _Candidate:
+    """One output on its way to being hosted: validated bytes, or why there are none."""
+
+    data: bytes = None
+    info: object = None
+    placement: Placement = None
+    reason: str = None
+    refusal: Exception = None
+
+
+def _validated_output(ctx, placement, prompt, generation_id, index, data, reason):
+    if data is None:
+        return _Candidate(reason=reason)
+    try:
+        data, info = validated_bytes(ctx, data, placement.strip_metadata)
+    except _NOT_ACCEPTED as exc:
+        return _Candidate(reason=exc.message, refusal=exc)
+    return _Candidate(data=data, info=info, placement=_placement_for(placement, prompt, generation_id, index, data))
+
+
+@retry_on_deadlock
+def _host_outputs(ctx, project_id, candidates, row, request_params, enhanced, generator_id, started):
+    """In one transaction, the images of the validated outputs and the generation row:
+    (generation, images with None where an output is not hosted, refusals, whether the quota refused one)."""
+    hosted, reasons, refusals, over_quota = [], [], [], False
+    with database.atomic():
+        for index, candidate in enumerate(candidates):
+            image, reason = None, candidate.reason
+            if candidate.data is not None:
+                try:
+                    image = insert_validated(
+                        ctx,
+                        project_id,
+                        candidate.data,
+                        candidate.info,
+                        candidate.placement,
+                        source="generated",
+                        generation_params={
+                            "generation_id": row["id"],
+                            "generator": generator_id,
+                            "prompt": row["prompt"],
+                            "enhanced_prompt": enhanced,
+                            "index": index,
+                            **request_params,
+                        },
+                    )
+                except QuotaExceeded as exc:
+                    reason, over_quota = exc.message, True
+            hosted.append(image)
+            refusals.append(candidate.refusal)
+            if image is None:
+                reasons.append(f"output {index}: {reason or 'no image'}")
+        generation = Generation.create(
+            **row,
+            params=json.dumps({**request_params, "outputs": len(candidates)}),
+            status="partial" if reasons else "succeeded",
+            error="; ".join(reasons) or None,
+            duration_ms=_elapsed_ms(started),
+        )
+    return generation, hosted, refusals, over_quota
 
 
 def _elapsed_ms(started):

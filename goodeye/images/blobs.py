@@ -97,6 +97,7 @@ def reclaim_later(storage, sha256s, delay):
         timer.start()
 
 
+@retry_on_deadlock
 def reclaim_if_unreferenced(storage, sha256):
     """Delete the bytes of a blob that has no row, holding a lock so no upload revives it meanwhile."""
     with database.atomic():

@@ -155,18 +155,32 @@ def validated_bytes(ctx, data, strip):
 def create_image(ctx, project_id, data, placement, *, source="upload", generation_params=None):
     """Validate bytes, store them and insert the record; nothing is left behind on failure."""
     data, info = validated_bytes(ctx, data, placement.strip_metadata)
+    image = insert_validated(ctx, project_id, data, info, placement, source=source, generation_params=generation_params)
+    record_created(ctx, image)
+    return image
+
+
+def insert_validated(ctx, project_id, data, info, placement, *, source, generation_params=None):
+    """Store validated bytes and insert their record, in the caller's transaction if there is one.
+
+    Call record_created once the record is committed: a link made earlier could
+    outlive a transaction that rolled back.
+    """
     # A read first, so an upload that cannot fit writes no bytes; take_usage decides for real.
     check_room(project_id, images=1, storage_bytes=info.size_bytes)
     try:
-        image = _insert_image(ctx, project_id, info, data, placement, source, generation_params)
+        return _insert_image(ctx, project_id, info, data, placement, source, generation_params)
     except QuotaExceeded:
         # Another upload took the room meanwhile: the bytes written for this one go
         # unless another image holds them.
         reclaim_if_unreferenced(ctx.storage, info.sha256)
         raise
-    metrics.count_upload(source, info.size_bytes)
+
+
+def record_created(ctx, image):
+    """What follows a committed new image: its fast-path link and its count in the metrics."""
+    metrics.count_upload(image.source, image.size_bytes)
     sync_link(ctx, image)
-    return image
 
 
 def sync_link(ctx, image):

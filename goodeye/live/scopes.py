@@ -72,6 +72,7 @@ def _settings_from(body):
     return fields
 
 
+@retry_on_deadlock
 def create_scope(project_id, body):
     """Create a scope from `{slug, allowNewGenerations?, newGenerationsLimit?, meta?}`; 409 if the slug is taken."""
     if "slug" not in body:
@@ -114,6 +115,7 @@ def get_scope(project_id, slug):
     return scope
 
 
+@retry_on_deadlock
 def update_scope(project_id, slug, body):
     """Apply `{allowNewGenerations?, newGenerationsLimit?, meta?}`; fields left out keep their values."""
     if "slug" in body:

@@ -262,6 +262,7 @@ def give_back_budget(scope_id):
 # --- single flight -------------------------------------------------------------
 
 
+@retry_on_deadlock
 def _claim(model, **fields):
     """Insert a pending row under the model's UNIQUE key; its pk, or None when another request holds it."""
     try:

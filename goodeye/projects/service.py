@@ -1,6 +1,6 @@
 """Project settings: what `/api/v1/project` and `goodeye admin project update` read and change."""
 
-from goodeye.db import database
+from goodeye.db import database, retry_on_deadlock
 from goodeye.errors import InvalidRequest
 from goodeye.models import Org, Project, iso
 
@@ -40,6 +40,7 @@ def set_live_generations_per_ip_per_hour(project_id, per_hour):
     return get_project(project_id)
 
 
+@retry_on_deadlock
 def update_project(project_id, body):
     """Apply a PATCH body: `{allowNewLiveScopes?, liveGenerationsPerIpPerHour?}`."""
     unknown = set(body) - {"allowNewLiveScopes", "liveGenerationsPerIpPerHour"}

@@ -100,6 +100,7 @@ def _render_once(ctx, image, spec, anonymous_ip):
         raise
 
 
+@retry_on_deadlock
 def _claim(source_sha256, key):
     try:
         with database.atomic():
@@ -128,6 +129,7 @@ def _render_original(ctx, image, spec):
         return render(source, spec, ctx.settings.max_pixels)
 
 
+@retry_on_deadlock
 def _store(ctx, claim, rendered):
     info = _BlobInfo(hashlib.sha256(rendered.data).hexdigest(), len(rendered.data), rendered.content_type)
     try:

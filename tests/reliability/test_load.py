@@ -7,6 +7,7 @@ Counts: GOODEYE_RELIABILITY_SCALE=ci (default: 1,500 requests at concurrency 32)
 """
 
 import io
+import os
 import random
 import threading
 from collections import Counter
@@ -124,8 +125,14 @@ def test_mixed_load_loses_nothing(load_stack):
         pool.map(one, list(enumerate(kinds)))
 
     print(f"\nload: {total} requests at concurrency {concurrency}: {dict(sorted(ledger.statuses.items()))}")
-    assert not ledger.failures, f"{len(ledger.failures)} failures, first: {ledger.failures[:10]}"
+    assert not ledger.failures, f"{len(ledger.failures)} failures, first: {ledger.failures[:10]}; app log: {_app_warnings(stack)}"
     _verify(stack, owners, ledger, seeded)
+
+
+def _app_warnings(stack):
+    """The app's warning and error lines, which say why a request failed."""
+    with open(os.path.join(stack.settings.run_dir, "gunicorn.log"), errors="replace") as log:
+        return [line for line in log if "WARNING" in line or "ERROR" in line][-10:]
 
 
 def _run(session, stack, ledger, rng, owner, kind, index, shared, public, private):
