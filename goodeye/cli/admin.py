@@ -249,7 +249,7 @@ def blobs():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def blobs_check(settings, repair, as_json):
-    """Recount every blob's references from the images; exit 1 when something disagrees (or, with --repair, still does)."""
+    """Recount blob references and project usage from the images; exit 1 when something disagrees (or, with --repair, still does)."""
     report = check_blobs(create_storage(settings), repair=repair)
     lines = [
         f"{report.blob_rows} blob rows, {report.images} images",
@@ -258,6 +258,11 @@ def blobs_check(settings, repair, as_json):
         *(f"missing row: {item['sha256']} ({item['images']} images)" for item in report.missing_rows),
         *(f"orphan file: {sha256}" for sha256 in report.orphan_files),
         *(f"missing file: {item['sha256']} ({item['images']} images)" for item in report.missing_files),
+        *(
+            f"wrong usage: {item['project']} counts {item['image_count']} images, {item['storage_bytes']} bytes; "
+            f"its images are {item['images']}, {item['bytes']} bytes"
+            for item in report.wrong_usage
+        ),
     ]
     if repair:
         lines.append("repaired" + ("; missing files cannot be restored" if report.missing_files else ""))

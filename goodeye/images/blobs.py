@@ -21,6 +21,7 @@ from peewee import fn
 
 from goodeye.db import database, for_update, is_sqlite, retry_on_deadlock
 from goodeye.models import Blob, Image, Variant
+from goodeye.projects.quota import recount_usage, usage_drift
 from goodeye.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,13 @@ class BlobReport:
     missing_rows: list = field(default_factory=list)
     orphan_files: list = field(default_factory=list)
     missing_files: list = field(default_factory=list)
+    wrong_usage: list = field(default_factory=list)
     repaired: bool = False
 
     def drift(self):
         """Whether anything disagrees."""
-        return any((self.wrong_refs, self.unreferenced_rows, self.missing_rows, self.orphan_files, self.missing_files))
+        return any((self.wrong_refs, self.unreferenced_rows, self.missing_rows, self.orphan_files, self.missing_files,
+                    self.wrong_usage))
 
     def record(self):
         """The JSON shape of the report."""
@@ -139,8 +142,10 @@ class BlobReport:
 def check_blobs(storage, repair=False):
     """Recompute every blob's references from the image and variant rows and compare them with the rows and the store.
 
-    With `repair`: counts are set to the images that hold each blob, a missing
-    row is made again, rows and bytes that no image references are deleted.
+    Each project's usage counters (its quotas' measure) are recounted from its
+    image rows too. With `repair`: counts are set to the images that hold each
+    blob, a missing row is made again, rows and bytes that no image references
+    are deleted, and usage counters are set to what the images hold.
     Bytes that are gone cannot be repaired; they stay in the report.
     """
     held = _holders()
@@ -155,12 +160,15 @@ def check_blobs(storage, repair=False):
     report.missing_rows = [{"sha256": sha256, "images": count} for sha256, count in sorted(held.items()) if sha256 not in rows]
     report.orphan_files = sorted(stored - set(rows) - set(held))
     report.missing_files = [{"sha256": sha256, "images": count} for sha256, count in sorted(held.items()) if sha256 not in stored]
+    report.wrong_usage = usage_drift()
     if repair:
         for sha256 in [item["sha256"] for item in report.wrong_refs + report.missing_rows] + report.unreferenced_rows:
             if _recount(sha256):
                 reclaim_if_unreferenced(storage, sha256)
         for sha256 in report.orphan_files:
             reclaim_if_unreferenced(storage, sha256)
+        for item in report.wrong_usage:
+            recount_usage(item["project_id"])
         report.repaired = True
     return report
 

@@ -15,8 +15,11 @@ Decisions where the contract is silent:
   are refused until the usage is below it again.
 """
 
+from peewee import fn
+
+from goodeye.db import database, for_update, retry_on_deadlock
 from goodeye.errors import QuotaExceeded
-from goodeye.models import Project
+from goodeye.models import Image, Org, Project
 
 # A BIGINT column holds at most this.
 MAX_QUOTA = 2**63 - 1
@@ -99,3 +102,32 @@ def usage_record(project):
 def project_usage(project_id):
     """usage_record of the project with this id."""
     return usage_record(Project.get_by_id(project_id))
+
+
+def usage_drift():
+    """Every project whose usage counters differ from its image rows: {project, image_count, images, storage_bytes, bytes}."""
+    held = {
+        project_id: (images, int(size or 0))
+        for project_id, images, size in Image.select(Image.project, fn.COUNT(Image.pk), fn.SUM(Image.size_bytes))
+        .group_by(Image.project)
+        .tuples()
+    }
+    drift = []
+    rows = Project.select(Project.id, Project.slug, Org.slug, Project.image_count, Project.storage_bytes).join(Org)
+    for project_id, slug, org_slug, image_count, storage_bytes in rows.order_by(Project.id).tuples():
+        images, size = held.get(project_id, (0, 0))
+        if (image_count, storage_bytes) != (images, size):
+            drift.append({"project": f"{org_slug}/{slug}", "project_id": project_id, "image_count": image_count,
+                          "images": images, "storage_bytes": storage_bytes, "bytes": size})
+    return drift
+
+
+@retry_on_deadlock
+def recount_usage(project_id):
+    """Set a project's usage counters to what its image rows hold, under the project row's lock."""
+    with database.atomic():
+        # The lock comes before the count: an insert or delete in flight either
+        # committed first (and is counted) or moves the counters after this commit.
+        list(for_update(Project.select(Project.id).where(Project.id == project_id)))
+        images, size = Image.select(fn.COUNT(Image.pk), fn.SUM(Image.size_bytes)).where(Image.project == project_id).tuples()[0]
+        Project.update(image_count=images, storage_bytes=int(size or 0)).where(Project.id == project_id).execute()

@@ -163,7 +163,10 @@ def test_blobs_check_finds_planted_drift_and_repairs_it(live_stack):
             _upload(session, stack, owner, unlisted)
             _upload(session, stack, owner, unused)
             assert _check(stack)[0] == 0
-        # Plant: a wrong count, bytes gone, a row gone, a row no image holds, bytes no row names.
+        # Plant: a wrong count, bytes gone, a row gone, a row no image holds, bytes no row names,
+        # and usage counters that no longer match the images (one row deleted behind their back, bytes zeroed).
+        project_id = probe.project_id(owner.project)
+        probe.rows("UPDATE project SET storage_bytes = 0 WHERE id = ?", project_id)
         probe.rows("UPDATE `blob` SET refs = 5 WHERE sha256 = ?", sha256(shared))
         stack.storage.delete(sha256(lost))
         probe.rows("DELETE FROM `blob` WHERE sha256 = ?", sha256(unlisted))
@@ -177,6 +180,9 @@ def test_blobs_check_finds_planted_drift_and_repairs_it(live_stack):
         assert report["missing_rows"] == [{"sha256": sha256(unlisted), "images": 1}]
         assert report["unreferenced_rows"] == [sha256(unused)]
         assert report["orphan_files"] == [sha256(orphan)]
+        kept_bytes = 2 * len(shared) + len(lost) + len(unlisted)
+        assert report["wrong_usage"] == [{"project": owner.project, "project_id": project_id, "image_count": 5,
+                                          "images": 4, "storage_bytes": 0, "bytes": kept_bytes}]
 
         code, repaired = _check(stack, "--repair")
         assert (code, repaired["repaired"]) == (1, True)  # the lost bytes cannot come back
@@ -184,6 +190,7 @@ def test_blobs_check_finds_planted_drift_and_repairs_it(live_stack):
         assert (refs[sha256(shared)], refs[sha256(unlisted)]) == (2, 1)
         assert sha256(unused) not in refs
         assert not {sha256(unused), sha256(orphan)} & set(stack.blob_keys())
+        assert probe.rows("SELECT image_count, storage_bytes FROM project WHERE id = ?", project_id) == [(4, kept_bytes)]
 
         stack.storage.put(sha256(lost), lost, "image/png")
         code, clean = _check(stack)
