@@ -129,6 +129,7 @@ class Settings:
     )
     log_format: str = _setting("GOODEYE_LOG_FORMAT", _choice("json", "text"), "json", "The app's log lines (gunicorn, requests, sweeper): `json` or `text`.")
     access_log: bool = _setting("GOODEYE_ACCESS_LOG", _bool, True, "Whether nginx writes its access log (JSON lines, `run/nginx-access.log`).")
+    log_to: str = _setting("GOODEYE_LOG_TO", _choice("files", "stdout"), "files", "Where the stack's logs go: `files` under `run/`, or `stdout` (containers).")
     ratelimit_storage_uri: str = _setting(
         "GOODEYE_RATELIMIT_STORAGE_URI",
         _str,

@@ -104,7 +104,6 @@ def render_nginx_config(settings):
         user="root" if os.geteuid() == 0 else None,
         nginx_workers=max(1, os.cpu_count() or 1),
         run_dir=settings.run_dir,
-        log_dir=settings.run_dir,
         socket=os.path.join(settings.run_dir, APP_SOCKET),
         serve_socket=os.path.join(settings.run_dir, SERVE_SOCKET),
         listen_host=settings.listen_host,
@@ -119,9 +118,15 @@ def render_nginx_config(settings):
         client_max_body_size=settings.max_upload_bytes * 4 // 3 + 1024 * 1024,
         proxy_read_timeout=max(60, settings.openai_timeout_seconds + 30),
         upstream_keepalive_seconds=UPSTREAM_KEEPALIVE_SECONDS,
-        access_log=os.path.join(settings.run_dir, "nginx-access.log") if settings.access_log else None,
+        access_log=_log_file(settings, "nginx-access.log") if settings.access_log else None,
+        error_log=_log_file(settings, "nginx-error.log", stream="stderr"),
         status_socket=nginx_status_socket(settings),
     )
+
+
+def _log_file(settings, name, stream="/dev/stdout"):
+    """Where nginx writes a log: the file under run/, or the stack's own output with GOODEYE_LOG_TO=stdout."""
+    return stream if settings.log_to == "stdout" else os.path.join(settings.run_dir, name)
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -161,7 +166,12 @@ class Stack:
         return f"http://{self.settings.listen_host}:{self.settings.port}"
 
     def _spawn(self, name, argv, env=None):
-        out = open(os.path.join(self.settings.run_dir, f"{name}.log"), "ab") if self.log_to is None else self.log_to
+        if self.log_to is not None:
+            out = self.log_to
+        elif self.settings.log_to == "stdout":
+            out = None  # the children write to this process's own stdout
+        else:
+            out = open(os.path.join(self.settings.run_dir, f"{name}.log"), "ab")
         self.processes[name] = subprocess.Popen(
             # The children keep this process's working directory, where relative settings
             # (GOODEYE_DATA_DIR=./var) were resolved.
@@ -189,7 +199,7 @@ class Stack:
             os.unlink(nginx_status_socket(self.settings))
         self._spawn_gunicorn("gunicorn", APP_SOCKET, self.settings.workers)
         self._spawn_gunicorn("gunicorn-serve", SERVE_SOCKET, self.settings.serve_workers)
-        self._spawn("nginx", [nginx, "-e", os.path.join(self.settings.run_dir, "nginx-error.log"), "-c", conf])
+        self._spawn("nginx", [nginx, "-e", _log_file(self.settings, "nginx-error.log", stream="stderr"), "-c", conf])
         if self.with_sweeper:
             self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"], env=self.counted_env)
         self.wait_ready(timeout)

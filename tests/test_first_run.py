@@ -16,11 +16,11 @@ from goodeye.cli import main as cli_main
 from tests.conftest import IN_CI, free_port, mysql_available
 
 
-def _serve(data_dir, port, cwd):
+def _serve(data_dir, port, cwd, *args, **settings):
     """`goodeye serve` as scripts/serve runs it, on its own data dir and port."""
-    env = {**os.environ, "GOODEYE_DATA_DIR": data_dir, "GOODEYE_PORT": str(port), "GOODEYE_DATABASE_URL": ""}
+    env = {**os.environ, "GOODEYE_DATA_DIR": data_dir, "GOODEYE_PORT": str(port), "GOODEYE_DATABASE_URL": "", **settings}
     return subprocess.Popen(
-        [sys.executable, "-m", "goodeye.cli", "serve"], cwd=cwd, env=env,
+        [sys.executable, "-m", "goodeye.cli", "serve", *args], cwd=cwd, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 
@@ -70,6 +70,24 @@ def test_a_first_start_that_fails_keeps_the_demo_key_for_the_next(tmp_path):
     finally:
         os.killpg(third.pid, signal.SIGTERM)
         third.wait(timeout=30)
+
+
+def test_logs_to_stdout_put_every_line_on_serves_output_and_none_in_files(tmp_path):
+    data_dir, port = str(tmp_path / "data"), free_port()
+    served = _serve(data_dir, port, tmp_path, "--no-demo", GOODEYE_LOG_TO="stdout")
+    try:
+        _read_until(served, "Press Ctrl+C")
+        answer = requests.get(f"http://127.0.0.1:{port}/v1/images")
+        assert answer.status_code == 401
+        request_id = answer.headers["X-Request-Id"]
+        # nginx writes its access line once the response is sent; the app logged before answering.
+        output = _read_until(served, f'"request_id":"{request_id}"')
+    finally:
+        os.killpg(served.pid, signal.SIGTERM)
+        output += served.communicate(timeout=30)[0]
+    assert f'"request_id": "{request_id}"' in output  # the app's line for the same request
+    assert '"logger": "goodeye.request"' in output
+    assert not [name for name in os.listdir(os.path.join(data_dir, "run")) if name.endswith(".log")]
 
 
 def _admin(*args, env):

@@ -77,7 +77,8 @@ def serve(no_demo):
         while not stopping:
             dead = [name for name, proc in stack.processes.items() if proc.poll() is not None]
             if dead:
-                raise click.ClickException(f"{', '.join(dead)} exited; see {settings.run_dir}/*.log")
+                logs = "the log lines above" if settings.log_to == "stdout" else f"{settings.run_dir}/*.log"
+                raise click.ClickException(f"{', '.join(dead)} exited; see {logs}")
             time.sleep(0.5)
     finally:
         stack.stop()
