@@ -5,6 +5,7 @@ Redis: both hold across every process and node. `memory://` counts per
 process, so it is refused wherever more than one process serves.
 """
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -35,8 +36,27 @@ class LimitState:
         }
 
 
+def client_key(address):
+    """The identity a limit counts for a client address: an IPv6 address counts as its /64.
+
+    One IPv6 subscriber is routinely given a whole /64 and may pick any address in
+    it, so counting single addresses would give one client 2**64 allowances.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 class RateLimiter:
     """Limits keyed by a namespace and a client identifier.
+
+    The last identifier is the client's address, counted by `client_key`.
 
     Moving windows where the storage keeps each hit's time (redis://, memory://);
     fixed windows on the database, which keeps one counter per key.
@@ -60,6 +80,7 @@ class RateLimiter:
     def hit(self, limit, *identifiers):
         """Take one hit if the limit allows it; the state says whether it did."""
         item = parse(limit)
+        identifiers = _keyed(identifiers)
         try:
             if isinstance(self.strategy, FixedWindowRateLimiter):
                 return self._fixed_window_hit(item, *identifiers)
@@ -80,7 +101,12 @@ class RateLimiter:
     def peek(self, limit, *identifiers):
         """The state of a limit without taking a hit."""
         item = parse(limit)
+        identifiers = _keyed(identifiers)
         try:
             return self._state(item, self.strategy.test(item, *identifiers), *identifiers)
         except Exception as exc:
             raise ServiceUnavailable(f"The rate-limit store is unavailable: {exc.__class__.__name__}.") from None
+
+
+def _keyed(identifiers):
+    return (*identifiers[:-1], client_key(identifiers[-1]))

@@ -115,6 +115,18 @@ def test_a_trusted_balancers_forwarded_address_carries_the_limit(balanced_stack)
         assert _remaining(balanced_stack, owner.project, balancer, "203.0.113.3, 127.0.0.2") == (200, "1")
 
 
+def test_ipv6_clients_are_counted_per_64_network(balanced_stack):
+    owner = balanced_stack.new_owner()
+    with client("127.0.0.2") as balancer:
+        # Any address of one /64 is the same subscriber; a neighbouring /64 is another.
+        assert _remaining(balanced_stack, owner.project, balancer, "2001:db8:1:2::1") == (200, "1")
+        assert _remaining(balanced_stack, owner.project, balancer, "2001:db8:1:2:ffff::9") == (200, "0")
+        assert _remaining(balanced_stack, owner.project, balancer, "2001:db8:1:3::1") == (200, "1")
+        # An IPv4 address written as IPv6 is that IPv4 client.
+        assert _remaining(balanced_stack, owner.project, balancer, "203.0.113.77") == (200, "1")
+        assert _remaining(balanced_stack, owner.project, balancer, "::ffff:203.0.113.77") == (200, "0")
+
+
 def test_an_untrusted_peers_forwarded_address_moves_nothing(balanced_stack):
     owner = balanced_stack.new_owner()
     # A client on loopback, but not the balancer: its X-Forwarded-For is ignored (no loopback trust).

@@ -1,5 +1,6 @@
 """The `database://` limits storage on SQLite and MySQL: fixed windows, exact under threads,
-a window that ended starts again, ended windows are purged by later hits."""
+a window that ended starts again, ended windows are purged by later hits; and the
+identity a client address is counted as."""
 
 import threading
 
@@ -9,7 +10,7 @@ from goodeye import migrations, ratelimit, ratelimit_storage
 from goodeye.config import load_settings
 from goodeye.db import database, init_database
 from goodeye.models import RateLimitCounter
-from goodeye.ratelimit import RateLimiter
+from goodeye.ratelimit import RateLimiter, client_key
 
 
 class Clock:
@@ -75,3 +76,17 @@ def test_concurrent_hits_are_counted_exactly(limiter):
     assert sorted(state.allowed for state in states) == [False] * 6 + [True] * 10
     # Each hit's headers tell its own count, never one a concurrent hit also got.
     assert sorted(state.remaining for state in states if state.allowed) == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_a_client_is_counted_by_its_address_or_its_ipv6_64(address, key):
+    assert client_key(address) == key
