@@ -17,6 +17,7 @@ SCENARIOS = {
     "public hot",
     "raw nginx, variant bytes",
     "variant served again",
+    "raw nginx, spread",
     "public spread",
     "private + owner key",
     "signed hot (private)",
@@ -77,6 +78,8 @@ def test_quick_bench_writes_every_figure(tmp_path, database_kind):
     assert checks["private_vs_flask_streaming_public"] == round(private_rps / scenarios["flask streaming (accel off)"]["requests_per_s"], 3)
     signed_first_rps = scenarios["signed first request"]["requests_per_s"]
     assert checks["signed_first_request_vs_private_key"] == round(signed_first_rps / private_rps, 3)
+    spread_ratio = scenarios["public spread"]["requests_per_s"] / scenarios["raw nginx, spread"]["requests_per_s"]
+    assert report["spread"]["public_spread_vs_raw_nginx_same_files"] == round(spread_ratio, 3)
     assert checks["private_vs_check_without_db"] == round(private_rps / scenarios["unknown token (404)"]["requests_per_s"], 3)
     served_variant = scenarios["variant served again"]["requests_per_s"]
     assert report["variants"]["served_again_vs_raw_nginx_same_bytes"] == round(

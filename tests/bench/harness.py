@@ -104,6 +104,11 @@ http {
             default_type {{ content_type }};
         }
 {% endfor %}
+        # The spread set's own blob files (hard links), asked in the same order as Goodeye's.
+        location /spread/ {
+            alias {{ spread_dir }}/;
+            types { image/png png; image/jpeg jpg; }
+        }
     }
 }
 """,
@@ -205,6 +210,7 @@ class Seeded:
     flask_key: str
     flask_private: dict
     spread_file: str
+    spread_blobs: list
     upload_png: bytes
     variant: dict
     signed_path: str
@@ -314,15 +320,16 @@ def start_stack(cleanup, root, name, database_url, **overrides):
     return stack.start()
 
 
-def start_raw_nginx(cleanup, run_dir, files, workers):
-    """A minimal nginx serving each {name: (blob path, content type)} at /name with no check at all; returns its base URL."""
+def start_raw_nginx(cleanup, run_dir, files, spread_dir, workers):
+    """A minimal nginx serving each {name: (blob path, content type)} at /name, and `spread_dir`
+    at /spread/, with no check at all; returns its base URL."""
     port = free_port()
     conf = os.path.join(run_dir, "raw-nginx.conf")
     with open(conf, "w") as handle:
         handle.write(
             RAW_NGINX.render(
                 user="root" if os.geteuid() == 0 else None, workers=workers, run_dir=run_dir, port=port,
-                files=files,
+                files=files, spread_dir=spread_dir,
             )
         )
     proc = subprocess.Popen(
@@ -340,6 +347,19 @@ def start_raw_nginx(cleanup, run_dir, files, workers):
             break
         time.sleep(0.05)
     raise BenchError(f"raw nginx did not start; see {run_dir}/raw-nginx-error.log")
+
+
+def link_spread_blobs(blobs, spread_blobs, run_dir):
+    """Hard-link the spread set's blobs as raw-spread/NNNNN.ext; write raw nginx's paths, in the same order; (dir, paths file)."""
+    directory = os.path.join(run_dir, "raw-spread")
+    os.makedirs(directory)
+    path_file = os.path.join(run_dir, "raw-spread-paths.txt")
+    with open(path_file, "w") as handle:
+        for i, (sha256, content_type) in enumerate(spread_blobs):
+            name = f"{i:05d}.{'png' if content_type == 'image/png' else 'jpg'}"
+            os.link(blobs.path(sha256), os.path.join(directory, name))
+            handle.write(f"/spread/{name}\n")
+    return directory, path_file
 
 
 def nginx_workers(stack):
@@ -376,7 +396,8 @@ def upload(session, stack, key, data, filename, visibility):
 
 
 def seed_spread(stack, key, count, rng, path_file):
-    """Upload `count` distinct public images of 1 KB..2 MB with a few clients; write their paths to `path_file`."""
+    """Upload `count` distinct public images of 1 KB..2 MB with a few clients; write their paths to `path_file`
+    and return their records, in that order."""
     bases = [noise_image(("JPEG", "PNG")[i % 2], size, rng) for i, size in enumerate(SEED_SIZES)]
     local = threading.local()
 
@@ -384,12 +405,13 @@ def seed_spread(stack, key, count, rng, path_file):
         if not hasattr(local, "session"):
             local.session = requests.Session()
         data = unique(bases[i % len(bases)], f"seed-{i}".encode())
-        return urlparse(upload(local.session, stack, key, data, f"seed-{i:05d}", "public")["url"]).path
+        return upload(local.session, stack, key, data, f"seed-{i:05d}", "public")
 
     with ThreadPoolExecutor(SEED_CLIENTS) as pool:
-        paths = list(pool.map(one, range(count)))
+        records = list(pool.map(one, range(count)))
     with open(path_file, "w") as handle:
-        handle.write("\n".join(paths) + "\n")
+        handle.write("".join(urlparse(record["url"]).path + "\n" for record in records))
+    return records
 
 
 def seed(stack, flask, count, root):
@@ -417,12 +439,13 @@ def seed(stack, flask, count, root):
             raise BenchError(f"POST signed-url answered {response.status_code}: {response.text[:300]}")
         signed = urlparse(response.json()["url"])
     spread_file = os.path.join(root, "spread-paths.txt")
-    seed_spread(stack, key, count, rng, spread_file)
+    spread = seed_spread(stack, key, count, rng, spread_file)
     upload_png = noise_image("PNG", UPLOAD_BYTES, rng)
     fresh_signed_file = os.path.join(root, "fresh-signed-paths.txt")
     write_fresh_signed_paths(stack, private, FRESH_SIGNED_URLS, fresh_signed_file)
     return Seeded(
-        org, key, hot, private, flask_hot, flask_key, flask_private, spread_file, upload_png, render_hot_variant(hot),
+        org, key, hot, private, flask_hot, flask_key, flask_private, spread_file,
+        [(record["sha256"], record["content_type"]) for record in spread], upload_png, render_hot_variant(hot),
         f"{signed.path}?{signed.query}", fresh_signed_file,
     )
 
@@ -472,13 +495,15 @@ def upload_lua_args(seeded, root, name, count):
 # -- scenarios -----------------------------------------------------------------
 
 
-def scenarios(stack, flask, raw_url, seeded, root, upload_count):
+def scenarios(stack, flask, raw_url, raw_spread_file, seeded, root, upload_count):
     """The table of wrk runs, in the order they run and print."""
     auth = {"Authorization": f"Bearer {seeded.key}"}
     hot_size = seeded.hot["size_bytes"]
     cdn = f"{stack.url}/cdn/{seeded.org}/{PROJECT}"
     with open(seeded.spread_file) as handle:
         first_spread = stack.url + handle.readline().strip()
+    with open(raw_spread_file) as handle:
+        first_raw_spread = raw_url + handle.readline().strip()
     with open(seeded.fresh_signed_file) as handle:
         # The probe uses the last: the run starts from the first, which then has no kept decision.
         probe_fresh_signed = handle.read().splitlines()[-1]
@@ -503,6 +528,7 @@ def scenarios(stack, flask, raw_url, seeded, root, upload_count):
             "variant served again", f"{stack.url}{path(seeded.hot)}?{HOT_VARIANT}",
             expect_size=seeded.variant["size_bytes"], expect_headers={"Content-Type": "image/webp"},
         ),
+        Scenario("raw nginx, spread", raw_url + "/", lua="spread", lua_args=(raw_spread_file,), probe_url=first_raw_spread),
         Scenario("public spread", stack.url + "/", lua="spread", lua_args=(seeded.spread_file,), probe_url=first_spread),
         get("private + owner key", stack.url + path(seeded.private), headers=auth, expect_size=seeded.private["size_bytes"]),
         get("signed hot (private)", stack.url + seeded.signed_path, expect_size=seeded.private["size_bytes"]),
@@ -708,6 +734,10 @@ def print_report(report):
         f"({k['private_vs_flask_streaming_public']}x flask streaming a public image); "
         f"{k['private_vs_check_without_db']}x the unknown-token check (no database work)"
     )
+    print(
+        f"public spread: {report['spread']['public_spread_vs_raw_nginx_same_files']}x raw nginx serving the same files "
+        "in the same order"
+    )
     print(f"signed URL, first request: {k['signed_first_request_vs_private_key']}x private + owner key (the API-key check)")
     print(
         f"upload of a 1 MB PNG: {u['uploads_per_s']} uploads/s ({UPLOAD_CLIENTS} clients); server time "
@@ -771,6 +801,12 @@ def check_summary(results):
     }
 
 
+def spread_summary(results):
+    """Public spread's req/s over raw nginx serving the same files in the same order."""
+    spread, raw = results["public spread"].get("requests_per_s"), results["raw nginx, spread"].get("requests_per_s")
+    return {"public_spread_vs_raw_nginx_same_files": round(spread / raw, 3) if spread and raw else None}
+
+
 def upload_summary(results, in_process_ms):
     """Uploads/s, server time per upload and its ratio to the in-process work."""
     many, one = results["upload 1 MB PNG"], results["upload 1 MB PNG, 1 client"]
@@ -807,20 +843,21 @@ def main(quick, json_path, duration, connections, images):
         seeded = seed(stack, flask, images, root)
         seed_seconds = round(time.monotonic() - started, 1)
         blobs = LocalStorage(stack.settings.blob_dir)
+        spread_dir, raw_spread_file = link_spread_blobs(blobs, seeded.spread_blobs, stack.settings.run_dir)
         raw_url = start_raw_nginx(
             cleanup, stack.settings.run_dir,
             {
                 "hot": (blobs.path(seeded.hot["sha256"]), seeded.hot["content_type"]),
                 "variant": (blobs.path(seeded.variant["sha256"]), seeded.variant["content_type"]),
             },
-            nginx_workers(stack),
+            spread_dir, nginx_workers(stack),
         )
         print("letting the machine settle...", file=sys.stderr)
         settle_seconds = settle(mode["settle_s"])
         print("measuring...", file=sys.stderr)
         load_before = os.getloadavg()[0]
         results, raw_rps = measure(
-            scenarios(stack, flask, raw_url, seeded, root, upload_count=duration * 1000),
+            scenarios(stack, flask, raw_url, raw_spread_file, seeded, root, upload_count=duration * 1000),
             write_lua(root), duration, connections,
         )
         report = {
@@ -841,6 +878,7 @@ def main(quick, json_path, duration, connections, images):
             "raw_nginx_requests_per_s": raw_rps,
             "scenarios": results,
             "checks": check_summary(results),
+            "spread": spread_summary(results),
             "uploads": upload_summary(results, in_process_upload_ms(seeded.upload_png, mode["repeats"], root)),
             "generation": {"builtin_1024_median_ms": median_ms(lambda i: render(LIVE_PROMPT, seed=i, aspect_ratio="1:1"), mode["repeats"])},
             "variants": variant_figures(stack, seeded, results, mode, root),
