@@ -13,7 +13,7 @@ import requests
 from PIL import Image
 
 from tests import factories
-from tests.live_helpers import start_live_stack
+from tests.live_helpers import client, start_live_stack
 
 
 def upload(stack, owner, data, **fields):
@@ -216,3 +216,30 @@ def test_live_urls_serve_variants(limited_stack):
     again = requests.get(url, params=params)
     assert again.headers["X-Cache-Status"] == "HIT" and again.content == first.content
     assert requests.get(url, params=params).content == first.content
+
+
+def test_a_live_miss_serves_its_variant_when_the_render_limit_is_spent(limited_stack):
+    stack = limited_stack
+    owner = stack.new_owner()
+    record = upload(stack, owner, factories.jpeg((800, 600)), visibility="public")
+    visitor = client()
+    # This address spends its 2 new renders on another image of the page.
+    for width in (128, 256):
+        assert visitor.get(f"{record['url']}?w={width}").status_code == 200
+    assert visitor.get(f"{record['url']}?w=384").status_code == 429
+
+    # A live URL's first load generates the image: the live limit counted it, and its
+    # variant is part of that answer, not a new render to refuse after generating.
+    url = f"{stack.url}/cdn/{owner.project}/live/s{secrets.token_hex(3)}"
+    params = {"prompt": "a harbour at noon", "w": "384", "fm": "webp"}
+    first = visitor.get(url, params=params)
+    assert first.status_code == 200, first.text
+    assert first.headers["X-Cache-Status"] == "MISS" and first.headers["Content-Type"] == "image/webp"
+    assert decoded(first).width == 384
+    assert int(first.headers["X-RateLimit-Remaining"]) == 9
+    again = visitor.get(url, params=params)
+    assert again.headers["X-Cache-Status"] == "HIT" and again.content == first.content
+
+    # A HIT's new width is a new render: the spent limit still refuses it.
+    refused = visitor.get(url, params={**params, "w": "256"})
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "IP_RATE_LIMIT_EXCEEDED"

@@ -48,7 +48,7 @@ def cdn_live(org, project, scope):
         outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
         metrics.count_live(outcome.cache_status)
         if outcome.cache_status != "HIT":
-            return _miss_response(ctx, outcome, scope, spec, anonymous=caller is None)
+            return _miss_response(ctx, outcome, scope, spec)
         image = outcome.image
     else:
         metrics.count_live("HIT")
@@ -89,11 +89,13 @@ def decide_cdn_live(org, project, scope):
     return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
 
 
-def _miss_response(ctx, outcome, scope, spec, *, anonymous):
+def _miss_response(ctx, outcome, scope, spec):
     # Flask streams a MISS itself: X-Generation-Id and X-RateLimit-* would not
     # survive an X-Accel-Redirect (docs/architecture.md), and MISSes are rare by design.
     extra = {"X-Generation-Id": outcome.generation_id, **outcome.limit_state.headers(), **vary_headers(spec)}
-    image = as_variant(ctx, outcome.image, spec, anonymous=anonymous)
+    # The live limit counted this request when it generated the image; refusing its
+    # variant now would answer 429 for an image already made (and paid for).
+    image = as_variant(ctx, outcome.image, spec, anonymous=False)
     return blob_response(
         ctx, image, service.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
     )
