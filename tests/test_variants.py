@@ -1,6 +1,7 @@
 """Variants at the service level: parameters, Accept negotiation, and renders of a table of originals."""
 
 import io
+import os
 
 import pytest
 from PIL import Image
@@ -102,6 +103,27 @@ def test_an_original_over_the_pixel_limit_is_refused():
     spec = VariantSpec(w=64).resolve("image/png")
     with pytest.raises(ImageTooLargeDimensions):
         render(io.BytesIO(factories.png((100, 100))), spec, 9_999)
+
+
+@pytest.mark.parametrize("original", ["animated-gif", "animated-webp"])
+def test_an_animation_past_the_decode_budget_gives_its_first_frame(original):
+    content_type, data, (width, height), frames = ORIGINALS[original]
+    spec = VariantSpec(w=32, fm="webp").resolve(content_type)
+    # Keeping the animation decodes frames × width × height pixels: at most twice the pixel limit.
+    budget = frames * width * height // 2
+    kept = Image.open(io.BytesIO(render(io.BytesIO(data), spec, budget).data))
+    assert kept.n_frames == frames
+    still = Image.open(io.BytesIO(render(io.BytesIO(data), spec, budget - 1).data))
+    assert getattr(still, "n_frames", 1) == 1 and still.width == 32
+    assert still.convert("RGB").getpixel((1, 1))[0] > 200  # the first frame (red)
+
+
+def test_render_slots_count_the_cpus_this_process_may_use(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert RenderSlots(str(tmp_path)).count == 2
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert RenderSlots(str(tmp_path)).count == 64
 
 
 @pytest.mark.parametrize(
