@@ -97,6 +97,36 @@ def test_auto_format_follows_accept_and_varies_on_it(stack, owner, http):
         assert Image.MIME[decoded(response).format] == content_type and decoded(response).width == 96
 
 
+def get_raw(session, url, **kwargs):
+    """GET `url` exactly as written: requests would decode escapes of unreserved characters (`%66` to `f`)."""
+    prepared = session.prepare_request(requests.Request("GET", url, **kwargs))
+    prepared.url = url
+    return session.send(prepared)
+
+
+def test_percent_encoded_variant_parameters_are_refused(stack, owner, http):
+    # nginx sets Vary from the raw query while Flask decodes it: `%66m=auto` would serve a
+    # negotiated AVIF without `Vary: Accept`, which a shared cache would then hand to anyone.
+    record = upload(stack, owner, factories.jpeg((300, 200)), visibility="public", filename="encoded.jpg")
+    avif = {"Accept": "image/avif,image/webp,*/*"}
+    for _ in range(2):  # rendered, then served from nginx's fast path (where it has one)
+        plain = http.get(record["url"], params={"w": "96", "fm": "auto"}, headers=avif)
+        assert plain.headers["Content-Type"] == "image/avif" and plain.headers["Vary"] == "Accept"
+    signed = requests.post(
+        f"{stack.url}/v1/images/{record['id']}/signed-url", headers=owner.headers, json={"w": 96, "fm": "auto"}
+    ).json()["url"]
+    cdn = f"{stack.url}/cdn/{owner.project}/img/encoded.jpg"
+    for query in ("%66m=auto&%77=96", "w=96&fm=%61uto", "w=96&f%6D=auto", "w=9%36&fm=auto"):
+        for url, code in ((f"{record['url']}?{query}", "invalid_request"), (f"{cdn}?{query}", "VALIDATION_ERROR")):
+            response = get_raw(http, url, headers=avif)
+            assert response.status_code == 400, (url, response.status_code, response.headers)
+            assert response.json()["error"]["code"] == code and "percent-encoding" in response.text
+    # A signed URL whose parameters are re-encoded still verifies (the signature covers the decoded values).
+    encoded = get_raw(http, signed.replace("fm=auto", "%66m=auto"), headers=avif)
+    assert encoded.status_code == 400 and encoded.json()["error"]["code"] == "invalid_request"
+    assert get_raw(http, signed, headers=avif).headers["Vary"] == "Accept"
+
+
 @pytest.mark.parametrize(
     "query,allowed",
     [
