@@ -1,4 +1,4 @@
-"""Variants at the service level: parameters, Accept negotiation, and renders of a table of originals."""
+"""Variants at the service level: parameters, Accept negotiation, renders of a table of originals, and storing a render."""
 
 import io
 import os
@@ -7,10 +7,19 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import MultiDict
 
-from goodeye.config import Settings
-from goodeye.errors import ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
+from goodeye import create_app
+from goodeye.config import Settings, load_settings
+from goodeye.context import current_context
+from goodeye.errors import ImageNotFound, ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
+from goodeye.identity.service import create_org, create_project
+from goodeye.images import service as images
+from goodeye.migrations import migrate
+from goodeye.models import Blob, Variant
+from goodeye.models import Image as ModelImage
+from goodeye.serving.check import ServableImage
 from goodeye.variants.params import VariantSpec, accepted_formats, parse_variant_params
 from goodeye.variants.render import render
+from goodeye.variants.service import variant_of
 from goodeye.variants.slots import RenderSlots
 from tests import factories
 
@@ -180,3 +189,34 @@ def test_renders_beyond_the_nodes_slots_wait_then_get_a_503(tmp_path):
         assert busy.value.headers["Retry-After"]
     with slots.hold():
         pass  # freed when their holders finished
+
+
+@pytest.fixture()
+def ctx(tmp_path):
+    app = create_app(load_settings({"GOODEYE_DATA_DIR": str(tmp_path)}))
+    with app.app_context():
+        migrate()
+        yield current_context()
+
+
+def test_a_render_of_bytes_replaced_meanwhile_is_not_kept(ctx):
+    create_org("acme")
+    project_id = create_project("acme/site")[0].id
+    image = images.create_image(ctx, project_id, factories.png((120, 80)), images.placement_from({}))
+    # The request found the image before the replacement; its claim and render come after it.
+    servable = ServableImage.from_image(image)
+    replaced = images.replace_image_bytes(ctx, project_id, image.id, factories.png((90, 60)), strip=False)
+    with pytest.raises(ServiceUnavailable) as changed:
+        variant_of(ctx, servable, VariantSpec(w=32, fm="webp"), accept=None, anonymous_ip=None)
+    assert changed.value.headers["Retry-After"]
+    # Nothing was stored for the old bytes: no variant row, no blob beside the image's own.
+    assert Variant.select().count() == 0
+    assert [blob.sha256 for blob in Blob.select()] == [replaced.sha256]
+    # Asked again, the variant renders from the new bytes.
+    current = ServableImage.from_image(ModelImage.get(ModelImage.id == image.id))
+    assert variant_of(ctx, current, VariantSpec(w=32, fm="webp"), accept=None, anonymous_ip=None).content_type == "image/webp"
+    assert Variant.select().where(Variant.source_sha256 == replaced.sha256).count() == 1
+    images.delete_image(ctx, project_id, image.id)
+    with pytest.raises(ImageNotFound):
+        variant_of(ctx, current, VariantSpec(w=48, fm="webp"), accept=None, anonymous_ip=None)
+    assert Variant.select().count() == 0
