@@ -234,6 +234,24 @@ def test_concurrent_first_requests_render_once_and_new_renders_are_limited(limit
     assert stack.admin("blobs", "check").exit_code == 0
 
 
+def test_signed_variant_urls_are_not_counted_against_the_viewers_address(limited_stack):
+    # The console's private thumbnails: many signed variant URLs loaded from the owner's address.
+    stack = limited_stack
+    owner = stack.new_owner()
+    signed = []
+    for index in range(4):  # twice the limit of 2
+        record = upload(stack, owner, factories.jpeg((300, 200 + index)), filename=f"private-{index}.jpg")
+        response = requests.post(
+            f"{stack.url}/v1/images/{record['id']}/signed-url", headers=owner.headers, json={"w": 96, "fit": "scale-down"}
+        )
+        signed.append(response.json()["url"])
+    assert [requests.get(url).status_code for url in signed] == [200] * 4
+    # Unsigned anonymous new renders from the same address are still limited (earlier tests may have spent some).
+    public = upload(stack, owner, factories.jpeg((400, 300)), visibility="public", filename="public.jpg")
+    statuses = [requests.get(public["url"], params={"w": size}).status_code for size in (64, 96, 128)]
+    assert 429 in statuses and statuses == sorted(statuses), statuses
+
+
 def test_live_urls_serve_variants(limited_stack):
     stack = limited_stack
     owner = stack.new_owner()
