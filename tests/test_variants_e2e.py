@@ -264,6 +264,10 @@ def test_live_urls_serve_variants(limited_stack):
     again = requests.get(url, params=params)
     assert again.headers["X-Cache-Status"] == "HIT" and again.content == first.content
     assert requests.get(url, params=params).content == first.content
+    # A HIT's variant parameters percent-encoded: refused like on the other serving URLs.
+    with requests.Session() as session:
+        encoded = get_raw(session, f"{url}?prompt=a+red+bicycle&%77=64&%66m=auto", headers={"Accept": "image/avif"})
+    assert encoded.status_code == 400 and encoded.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
 def test_a_live_miss_serves_its_variant_when_the_render_limit_is_spent(limited_stack):
