@@ -49,8 +49,8 @@ class _SourceGone(Exception):
 def variant_of(ctx, image, spec, *, accept, anonymous_ip):
     """`image` as its variant `spec` asks (same record; the variant's sha256, type and size), rendering it on first request.
 
-    `anonymous_ip` is the caller's address when the caller sent neither a key nor
-    a signed URL: its new renders count against the per-IP limit.
+    `anonymous_ip` is the address whose per-IP limit a new render counts against;
+    None when none does (a key, a signed URL, a live URL's MISS).
     """
     render_spec = spec.resolve(image.content_type, accepted_formats(accept))
     if render_spec.is_identity:
