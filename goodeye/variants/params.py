@@ -112,10 +112,10 @@ def parse_variant_params(args, sizes):
 def check_written_plainly(query_string):
     """400 when a variant parameter's name or value is percent-encoded (or has `+`) in the raw query string.
 
-    nginx reads the raw query (`Vary: Accept` for `fm=auto`, which requests may
-    render) while Flask decodes it: `?%66m=auto` would be an Accept-negotiated
-    variant served without `Vary: Accept`. The values are plain ASCII words and
-    digits, so nothing needs encoding.
+    nginx reads the raw query (to add `Vary: Accept` for `fm=auto`, to send reads
+    that may render to the app's pool) while Flask decodes it: `?%66m=auto` would be
+    an Accept-negotiated variant served without `Vary: Accept`. The values are plain
+    ASCII words and digits, so nothing needs encoding.
     """
     for pair in query_string.decode("latin-1").split("&"):
         raw_name, _, raw_value = pair.partition("=")

@@ -24,8 +24,9 @@ const SIGNED_SECONDS = 3600;
 
 /**
  * How the console loads a picture of an image. A public image loads straight from its serving
- * URL (from a signed one if that is refused, see showPicture). A private one needs the key, which an <img> cannot send: it loads from a short signed URL
- * of the same variant. `w` and `fit` ask for a sized variant.
+ * URL (from a signed one if that is refused, see showPicture). A private one needs the key,
+ * which an <img> cannot send: it loads from a short signed URL of the same variant. `w` and
+ * `fit` ask for a sized variant.
  */
 export async function pictureOf(image, width) {
   const variant = { w: width, fit: "scale-down" };
