@@ -153,7 +153,7 @@ class Settings:
         "The pixel sizes `w` and `h` of a variant may take (comma separated).",
     )
     variant_render_limit: str = _setting(
-        "GOODEYE_VARIANT_RENDER_LIMIT", _str, "200/hour", "New variant renders per client IP for callers without a key."
+        "GOODEYE_VARIANT_RENDER_LIMIT", _str, "200/hour", "New variant renders per client IP for callers without a key or a signed URL."
     )
     blocklist_distance: int = _setting(
         "GOODEYE_BLOCKLIST_DISTANCE", _int, 4, "Default `max_distance` (pHash bits, 0-16) of a new blocklist entry."

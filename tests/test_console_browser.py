@@ -15,7 +15,7 @@ from PIL import Image, ImageColor
 from playwright.sync_api import expect, sync_playwright
 
 from goodeye.console import CONTENT_SECURITY_POLICY
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, start_stack
 from tests.factories import png
 from tests.live_helpers import client
 from tests.openapi_check import load_spec
@@ -378,3 +378,32 @@ def test_the_api_docs_render_every_operation(console_tab):
     assert console_tab.console_errors == []
     assert {urlsplit(url).path for url in console_tab.requests} >= {"/docs", "/openapi.json"}
     screenshot(page, "docs.png")
+
+
+@pytest.fixture(scope="module")
+def limited_stack(stack_root, mysql_databases, database_kind):
+    """A stack that allows one new variant render per hour to a caller without a key or a signed URL."""
+    running = start_stack(stack_root, mysql_databases, database_kind, GOODEYE_VARIANT_RENDER_LIMIT="1/hour")
+    yield running
+    running.stack.stop()
+
+
+def test_thumbnails_past_the_anonymous_render_limit_load_signed(browser, limited_stack):
+    # The console loads from the owner's address: its thumbnails' first renders must not run
+    # out of what that address may render anonymously.
+    owner = limited_stack.new_owner()
+    names = [f"public-{index}.png" for index in range(3)] + [f"private-{index}.png" for index in range(3)]
+    for index, name in enumerate(names):
+        upload(limited_stack, owner, name, hue=40 * index, visibility="public" if name.startswith("public") else "private")
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    tab = Console(context.new_page(), limited_stack)
+    tab.sign_in(owner.key)
+    for name in names:
+        img = tab.card(name).locator("img")
+        expect(img).to_be_visible()
+        tab.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+    # Public thumbnails load from their plain URL while the limit allows, then from a signed one.
+    sources = [tab.card(name).locator("img").get_attribute("src") for name in names[:3]]
+    assert any("signature=" not in source for source in sources) and any("signature=" in source for source in sources)
+    context.close()
+    assert tab.page_errors == [] and tab.unexpected_console_errors() == [] and tab.foreign_requests() == []

@@ -1,15 +1,25 @@
-"""Variants at the service level: parameters, Accept negotiation, and renders of a table of originals."""
+"""Variants at the service level: parameters, Accept negotiation, renders of a table of originals, and storing a render."""
 
 import io
+import os
 
 import pytest
 from PIL import Image
 from werkzeug.datastructures import MultiDict
 
-from goodeye.config import Settings
-from goodeye.errors import ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
+from goodeye import create_app
+from goodeye.config import Settings, load_settings
+from goodeye.context import current_context
+from goodeye.errors import ImageNotFound, ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
+from goodeye.identity.service import create_org, create_project
+from goodeye.images import service as images
+from goodeye.migrations import migrate
+from goodeye.models import Blob, Variant
+from goodeye.models import Image as ModelImage
+from goodeye.serving.check import ServableImage
 from goodeye.variants.params import VariantSpec, accepted_formats, parse_variant_params
 from goodeye.variants.render import render
+from goodeye.variants.service import variant_of
 from goodeye.variants.slots import RenderSlots
 from tests import factories
 
@@ -104,6 +114,27 @@ def test_an_original_over_the_pixel_limit_is_refused():
         render(io.BytesIO(factories.png((100, 100))), spec, 9_999)
 
 
+@pytest.mark.parametrize("original", ["animated-gif", "animated-webp"])
+def test_an_animation_past_the_decode_budget_gives_its_first_frame(original):
+    content_type, data, (width, height), frames = ORIGINALS[original]
+    spec = VariantSpec(w=32, fm="webp").resolve(content_type)
+    # Keeping the animation decodes frames × width × height pixels: at most twice the pixel limit.
+    budget = frames * width * height // 2
+    kept = Image.open(io.BytesIO(render(io.BytesIO(data), spec, budget).data))
+    assert kept.n_frames == frames
+    still = Image.open(io.BytesIO(render(io.BytesIO(data), spec, budget - 1).data))
+    assert getattr(still, "n_frames", 1) == 1 and still.width == 32
+    assert still.convert("RGB").getpixel((1, 1))[0] > 200  # the first frame (red)
+
+
+def test_render_slots_count_the_cpus_this_process_may_use(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert RenderSlots(str(tmp_path)).count == 2
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert RenderSlots(str(tmp_path)).count == 64
+
+
 @pytest.mark.parametrize(
     "query,named",
     [
@@ -158,3 +189,34 @@ def test_renders_beyond_the_nodes_slots_wait_then_get_a_503(tmp_path):
         assert busy.value.headers["Retry-After"]
     with slots.hold():
         pass  # freed when their holders finished
+
+
+@pytest.fixture()
+def ctx(tmp_path):
+    app = create_app(load_settings({"GOODEYE_DATA_DIR": str(tmp_path)}))
+    with app.app_context():
+        migrate()
+        yield current_context()
+
+
+def test_a_render_of_bytes_replaced_meanwhile_is_not_kept(ctx):
+    create_org("acme")
+    project_id = create_project("acme/site")[0].id
+    image = images.create_image(ctx, project_id, factories.png((120, 80)), images.placement_from({}))
+    # The request found the image before the replacement; its claim and render come after it.
+    servable = ServableImage.from_image(image)
+    replaced = images.replace_image_bytes(ctx, project_id, image.id, factories.png((90, 60)), strip=False)
+    with pytest.raises(ServiceUnavailable) as changed:
+        variant_of(ctx, servable, VariantSpec(w=32, fm="webp"), accept=None, anonymous_ip=None)
+    assert changed.value.headers["Retry-After"]
+    # Nothing was stored for the old bytes: no variant row, no blob beside the image's own.
+    assert Variant.select().count() == 0
+    assert [blob.sha256 for blob in Blob.select()] == [replaced.sha256]
+    # Asked again, the variant renders from the new bytes.
+    current = ServableImage.from_image(ModelImage.get(ModelImage.id == image.id))
+    assert variant_of(ctx, current, VariantSpec(w=32, fm="webp"), accept=None, anonymous_ip=None).content_type == "image/webp"
+    assert Variant.select().where(Variant.source_sha256 == replaced.sha256).count() == 1
+    images.delete_image(ctx, project_id, image.id)
+    with pytest.raises(ImageNotFound):
+        variant_of(ctx, current, VariantSpec(w=48, fm="webp"), accept=None, anonymous_ip=None)
+    assert Variant.select().count() == 0

@@ -97,6 +97,36 @@ def test_auto_format_follows_accept_and_varies_on_it(stack, owner, http):
         assert Image.MIME[decoded(response).format] == content_type and decoded(response).width == 96
 
 
+def get_raw(session, url, **kwargs):
+    """GET `url` exactly as written: requests would decode escapes of unreserved characters (`%66` to `f`)."""
+    prepared = session.prepare_request(requests.Request("GET", url, **kwargs))
+    prepared.url = url
+    return session.send(prepared)
+
+
+def test_percent_encoded_variant_parameters_are_refused(stack, owner, http):
+    # nginx sets Vary from the raw query while Flask decodes it: `%66m=auto` would serve a
+    # negotiated AVIF without `Vary: Accept`, which a shared cache would then hand to anyone.
+    record = upload(stack, owner, factories.jpeg((300, 200)), visibility="public", filename="encoded.jpg")
+    avif = {"Accept": "image/avif,image/webp,*/*"}
+    for _ in range(2):  # rendered, then served from nginx's fast path (where it has one)
+        plain = http.get(record["url"], params={"w": "96", "fm": "auto"}, headers=avif)
+        assert plain.headers["Content-Type"] == "image/avif" and plain.headers["Vary"] == "Accept"
+    signed = requests.post(
+        f"{stack.url}/v1/images/{record['id']}/signed-url", headers=owner.headers, json={"w": 96, "fm": "auto"}
+    ).json()["url"]
+    cdn = f"{stack.url}/cdn/{owner.project}/img/encoded.jpg"
+    for query in ("%66m=auto&%77=96", "w=96&fm=%61uto", "w=96&f%6D=auto", "w=9%36&fm=auto"):
+        for url, code in ((f"{record['url']}?{query}", "invalid_request"), (f"{cdn}?{query}", "VALIDATION_ERROR")):
+            response = get_raw(http, url, headers=avif)
+            assert response.status_code == 400, (url, response.status_code, response.headers)
+            assert response.json()["error"]["code"] == code and "percent-encoding" in response.text
+    # A signed URL whose parameters are re-encoded still verifies (the signature covers the decoded values).
+    encoded = get_raw(http, signed.replace("fm=auto", "%66m=auto"), headers=avif)
+    assert encoded.status_code == 400 and encoded.json()["error"]["code"] == "invalid_request"
+    assert get_raw(http, signed, headers=avif).headers["Vary"] == "Accept"
+
+
 @pytest.mark.parametrize(
     "query,allowed",
     [
@@ -204,6 +234,24 @@ def test_concurrent_first_requests_render_once_and_new_renders_are_limited(limit
     assert stack.admin("blobs", "check").exit_code == 0
 
 
+def test_signed_variant_urls_are_not_counted_against_the_viewers_address(limited_stack):
+    # The console's private thumbnails: many signed variant URLs loaded from the owner's address.
+    stack = limited_stack
+    owner = stack.new_owner()
+    signed = []
+    for index in range(4):  # twice the limit of 2
+        record = upload(stack, owner, factories.jpeg((300, 200 + index)), filename=f"private-{index}.jpg")
+        response = requests.post(
+            f"{stack.url}/v1/images/{record['id']}/signed-url", headers=owner.headers, json={"w": 96, "fit": "scale-down"}
+        )
+        signed.append(response.json()["url"])
+    viewer = client()
+    assert [viewer.get(url).status_code for url in signed] == [200] * 4
+    # Unsigned anonymous new renders from the same address are still limited: 2 of them.
+    public = upload(stack, owner, factories.jpeg((400, 300)), visibility="public", filename="public.jpg")
+    assert [viewer.get(public["url"], params={"w": size}).status_code for size in (64, 96, 128)] == [200, 200, 429]
+
+
 def test_live_urls_serve_variants(limited_stack):
     stack = limited_stack
     owner = stack.new_owner()
@@ -216,6 +264,10 @@ def test_live_urls_serve_variants(limited_stack):
     again = requests.get(url, params=params)
     assert again.headers["X-Cache-Status"] == "HIT" and again.content == first.content
     assert requests.get(url, params=params).content == first.content
+    # A HIT's variant parameters percent-encoded: refused like on the other serving URLs.
+    with requests.Session() as session:
+        encoded = get_raw(session, f"{url}?prompt=a+red+bicycle&%77=64&%66m=auto", headers={"Accept": "image/avif"})
+    assert encoded.status_code == 400 and encoded.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
 def test_a_live_miss_serves_its_variant_when_the_render_limit_is_spent(limited_stack):

@@ -26,7 +26,10 @@ def serve(name):
         query = signing.parse_signed_query(request.args)
         image = find_signed(ctx.tokens, token, query)
         spec = requested_variant(ctx)
-        image = as_variant(ctx, image, spec, anonymous=True)
+        # Not counted against the viewer's address: the key holder who signed the URL chose its
+        # one variant (the signature covers w, h, fit and fm), as if asking with the key, and the
+        # console's private thumbnails would otherwise spend the owner's anonymous renders.
+        image = as_variant(ctx, image, spec, anonymous=False)
         cache = signing.signed_cache_control(image, query.expires, utcnow())
         return blob_response(ctx, image, cache, extra_headers=vary_headers(spec))
     key = bearer_key()

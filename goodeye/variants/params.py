@@ -5,6 +5,7 @@ so a request carries a variant only when one of these four is present.
 """
 
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from werkzeug.http import parse_accept_header
 
@@ -106,6 +107,21 @@ def parse_variant_params(args, sizes):
     if fm is not None and fm not in FORMATS:
         raise InvalidRequest(f"fm must be one of {', '.join(FORMATS)}; got {fm!r}.")
     return VariantSpec(w, h, fit, fm)
+
+
+def check_written_plainly(query_string):
+    """400 when a variant parameter's name or value is percent-encoded (or has `+`) in the raw query string.
+
+    nginx reads the raw query (to add `Vary: Accept` for `fm=auto`, to send reads
+    that may render to the app's pool) while Flask decodes it: `?%66m=auto` would be
+    an Accept-negotiated variant served without `Vary: Accept`. The values are plain
+    ASCII words and digits, so nothing needs encoding.
+    """
+    for pair in query_string.decode("latin-1").split("&"):
+        raw_name, _, raw_value = pair.partition("=")
+        name = unquote_plus(raw_name)
+        if name in VARIANT_PARAMS and (name != raw_name or unquote_plus(raw_value) != raw_value):
+            raise InvalidRequest(f"The query parameter {name} and its value must be written without percent-encoding.")
 
 
 def _size(value, name, sizes):

@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from peewee import IntegrityError, fn
 
 from goodeye import metrics
-from goodeye.db import database, fetch_one, retry_on_deadlock
+from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
 from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
 from goodeye.images.blobs import acquire_blob, delete_variant_rows, reclaim_if_unreferenced, release_blobs
 from goodeye.live.service import stale_claim_age
-from goodeye.models import Image, Variant, utcnow
+from goodeye.models import Blob, Image, Variant, utcnow
 from goodeye.variants.params import accepted_formats
 from goodeye.variants.render import render
 
@@ -42,11 +42,15 @@ class _ClaimLost(Exception):
     """The claim row went away (its original was reclaimed) while the render ran."""
 
 
+class _SourceGone(Exception):
+    """The bytes rendered from lost their last reference (replaced or deleted) before the render was stored."""
+
+
 def variant_of(ctx, image, spec, *, accept, anonymous_ip):
     """`image` as its variant `spec` asks (same record; the variant's sha256, type and size), rendering it on first request.
 
-    `anonymous_ip` is the caller's address when the caller sent no key: its new
-    renders count against the per-IP limit.
+    `anonymous_ip` is the address whose per-IP limit a new render counts against;
+    None when none does (a key, a signed URL, a live URL's MISS).
     """
     render_spec = spec.resolve(image.content_type, accepted_formats(accept))
     if render_spec.is_identity:
@@ -94,7 +98,7 @@ def _render_once(ctx, image, spec, anonymous_ip):
         with ctx.render_slots.hold():
             rendered = _render_original(ctx, image, spec)
         metrics.count_variant_render(rendered.content_type.partition("/")[2])
-        return _store(ctx, claim, rendered)
+        return _store(ctx, image, claim, rendered)
     except BaseException:
         Variant.delete().where((Variant.pk == claim) & Variant.variant_sha256.is_null()).execute()
         raise
@@ -130,11 +134,17 @@ def _render_original(ctx, image, spec):
 
 
 @retry_on_deadlock
-def _store(ctx, claim, rendered):
+def _store(ctx, image, claim, rendered):
     info = _BlobInfo(hashlib.sha256(rendered.data).hexdigest(), len(rendered.data), rendered.content_type)
     try:
         with database.atomic():
-            acquire_blob(ctx.storage, info, rendered.data)
+            # The source's blob row first, locked, as a release takes it (then the variants,
+            # then their blobs): a release that committed before has deleted it, and every
+            # variant of those bytes with it, so a row filled now would be reclaimed by
+            # nothing (a claim taken after a replacement swapped the bytes); a release
+            # that comes after waits, then deletes this variant with its source.
+            if not for_update(Blob.select(Blob.sha256).where(Blob.sha256 == image.sha256)).exists():
+                raise _SourceGone()
             filled = (
                 Variant.update(
                     variant_sha256=info.sha256,
@@ -149,9 +159,13 @@ def _store(ctx, claim, rendered):
             )
             if not filled:
                 raise _ClaimLost()
-    except _ClaimLost:
-        # The reference was rolled back; the bytes may have been written for nothing.
+            acquire_blob(ctx.storage, info, rendered.data)
+    except (_ClaimLost, _SourceGone) as lost:
+        # Nothing references the render: bytes written by an attempt that a deadlock undid go too.
         reclaim_if_unreferenced(ctx.storage, info.sha256)
+        if isinstance(lost, _SourceGone) and Image.select().where(Image.token == image.token).exists():
+            # The image has other bytes now: asked again, it renders from those.
+            raise ServiceUnavailable("The image changed while this variant was rendered; retry.", headers=RETRY_SOON) from None
         raise ImageNotFound() from None
     return info.sha256, info.content_type, info.size_bytes
 

@@ -8,12 +8,13 @@ from goodeye.errors import InvalidRequest
 from goodeye.http import client_ip
 from goodeye.models import Image
 from goodeye.serving import decide
-from goodeye.variants.params import parse_variant_params
+from goodeye.variants.params import check_written_plainly, parse_variant_params
 from goodeye.variants.service import find_variant, variant_of
 
 
 def requested_variant(ctx):
     """The VariantSpec this request's query asks for, None when it names none; 400 on a bad value."""
+    check_written_plainly(request.query_string)
     return parse_variant_params(request.args, ctx.settings.variant_sizes)
 
 

@@ -17,12 +17,20 @@ POLL_SECONDS = 0.05
 RETRY_AFTER = {"Retry-After": "2"}
 
 
+def usable_cpus():
+    """The CPUs this process may run on: its affinity mask (taskset, a cpuset cgroup), else the machine's count."""
+    # os.cpu_count() counts the machine's CPUs, however few of them a container or taskset leaves us.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class RenderSlots:
     """`count` render slots shared by every process that uses the same directory."""
 
     def __init__(self, directory, count=None, wait_seconds=10.0):
         self.directory = directory
-        self.count = count or os.cpu_count() or 1
+        self.count = count or usable_cpus()
         self.wait_seconds = wait_seconds
 
     def path(self, index):

@@ -24,16 +24,50 @@ const SIGNED_SECONDS = 3600;
 
 /**
  * How the console loads a picture of an image. A public image loads straight from its serving
- * URL. A private one needs the key, which an <img> cannot send: it loads from a short signed URL
- * of the same variant. `w` and `fit` ask for a sized variant.
+ * URL (from a signed one if that is refused, see showPicture). A private one needs the key,
+ * which an <img> cannot send: it loads from a short signed URL of the same variant. `w` and
+ * `fit` ask for a sized variant.
  */
 export async function pictureOf(image, width) {
   const variant = { w: width, fit: "scale-down" };
-  if (image.visibility === "public") return { src: servingPath(image, variant), release() {} };
+  if (image.visibility === "public") {
+    return { src: servingPath(image, variant), signed: () => signedPicture(image, variant), release() {} };
+  }
+  return signedPicture(image, variant);
+}
+
+async function signedPicture(image, variant) {
   const signed = await api("POST", `/v1/images/${image.id}/signed-url`, { json: { expires_in: SIGNED_SECONDS, ...variant } });
   // This server's path, as for public images: the page's CSP allows its own origin only.
   const url = new URL(signed.url);
   return { src: url.pathname + url.search, release() {} };
+}
+
+const showing = new WeakMap(); // <img> -> AbortController of the listeners for the picture it shows
+
+/**
+ * Show a picture in an <img>. A public image's plain URL may be refused: its first render counts
+ * against the per-address limit for callers without a key, which a console showing many new
+ * images reaches. Such a picture is loaded again from a signed URL, whose renders are the owner's.
+ */
+export function showPicture(img, picture) {
+  showing.get(img)?.abort();
+  const listeners = new AbortController();
+  showing.set(img, listeners);
+  img.addEventListener("load", () => listeners.abort(), { signal: listeners.signal });
+  if (picture.signed) {
+    img.addEventListener("error", () => {
+      listeners.abort();
+      loadSigned(img, picture);
+    }, { signal: listeners.signal });
+  }
+  img.src = picture.src;
+}
+
+async function loadSigned(img, picture) {
+  // When signing fails too (the key was revoked meanwhile), the broken picture stays.
+  const signed = await picture.signed().catch(() => null);
+  if (signed && img.getAttribute("src") === picture.src) showPicture(img, signed);
 }
 
 function filters() {
@@ -58,7 +92,7 @@ async function loadPicture(entry, img) {
   try {
     entry.picture = await pictureOf(entry.image, THUMBNAIL_WIDTH);
     if (cards.get(entry.image.id) !== entry) return entry.picture.release();
-    img.src = entry.picture.src;
+    showPicture(img, entry.picture);
   } catch (error) {
     img.replaceWith(h("span", { class: "thumb-missing" }, "No preview"));
   }

@@ -3,7 +3,7 @@
 
 import { sendForm } from "./api.js";
 import { byId, copyText, formatBytes, formatDate, h, toast } from "./dom.js";
-import { deleteImage, imageById, pictureOf, setVisibility, showImage, updateImage } from "./images.js";
+import { deleteImage, imageById, pictureOf, setVisibility, showImage, showPicture, updateImage } from "./images.js";
 
 const PREVIEW_WIDTH = 1080;
 // Widths offered in the <img srcset> snippet (all among the server's default variant sizes).
@@ -97,7 +97,7 @@ async function showPreview(image) {
     const picture = await pictureOf(image, PREVIEW_WIDTH);
     if (current?.image.id !== image.id) return picture.release();
     current.picture = picture;
-    img.src = picture.src;
+    showPicture(img, picture);
   } catch (error) {
     panelError(error);
   }
