@@ -124,6 +124,23 @@ def render_nginx_config(settings):
     )
 
 
+def _check_port_free(host, port):
+    """StackError when something already listens on host:port.
+
+    Another server there (another Goodeye, say) would answer the readiness probe
+    meant for this stack's nginx, which is still retrying its bind, and the stack
+    would be taken for ready.
+    """
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As nginx binds: connections of an earlier run left in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise StackError(f"{host}:{port} is in use ({exc.strerror}); set GOODEYE_PORT to a free port") from None
+
+
 def _log_file(settings, name, stream="/dev/stdout"):
     """Where nginx writes a log: the file under run/, or the stack's own output with GOODEYE_LOG_TO=stdout."""
     return stream if settings.log_to == "stdout" else os.path.join(settings.run_dir, name)
@@ -182,6 +199,7 @@ class Stack:
     def start(self, timeout=30):
         """Start every part and wait until /readyz answers through nginx."""
         check_serving(self.settings)
+        _check_port_free(self.settings.listen_host, self.settings.port)
         for directory in (self.settings.data_dir, self.settings.run_dir, self.settings.blob_dir):
             make_private_dir(directory)
             # Its own directories are narrowed even when an older version made them wider.

@@ -1,11 +1,14 @@
 """A first start cannot lose the demo key; `goodeye admin` never invents a database."""
 
+import contextlib
+import http.server
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -39,14 +42,44 @@ def _read_until(process, marker, timeout=60):
     raise AssertionError(f"no {marker!r} in the output of serve:\n{''.join(lines)}")
 
 
-def test_a_first_start_that_fails_keeps_the_demo_key_for_the_next(tmp_path):
+class _AnswersEverything(http.server.BaseHTTPRequestHandler):
+    """Another server on the port, which answers 200 to every request (/readyz too), as another Goodeye would."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+@contextlib.contextmanager
+def _port_taken(port, answering):
+    """Something listening on 127.0.0.1:port: a bare socket, or an HTTP server answering 200."""
+    if not answering:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            yield
+        return
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _AnswersEverything)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("answering", [False, True], ids=["bare-socket", "another-server-answering-200"])
+def test_a_first_start_that_fails_keeps_the_demo_key_for_the_next(tmp_path, answering):
     data_dir, port = str(tmp_path / "data"), free_port()
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", port))
-        squatter.listen()
+    with _port_taken(port, answering):
         failed = _serve(data_dir, port, tmp_path)
         output, _ = failed.communicate(timeout=60)
-    assert failed.returncode != 0 and "nginx exited" in output, output
+    assert failed.returncode != 0 and f"127.0.0.1:{port} is in use" in output, output
     assert "API key" not in output
 
     second = _serve(data_dir, port, tmp_path)
