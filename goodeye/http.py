@@ -29,17 +29,27 @@ log = logging.getLogger(__name__)
 UPPERCASE_FAMILIES = ("/cdn/", "/api/")
 
 
-def render_v1_error(error):
+def v1_envelope(error):
     """The `/v1` envelope: {"error": {"code": slug, "message": ...}}."""
-    response = jsonify({"error": {"code": error.slug, "message": error.message}})
+    return {"error": {"code": error.slug, "message": error.message}}
+
+
+def cdn_envelope(error):
+    """The `/cdn` and `/api/v1` envelope: {"success": false, "error": {"code": CODE, ...}}."""
+    return {"success": False, "error": {"code": error.code, "message": error.message}}
+
+
+def render_v1_error(error):
+    """The `/v1` error response."""
+    response = jsonify(v1_envelope(error))
     response.status_code = error.status
     response.headers.update(error.headers)
     return response
 
 
 def render_cdn_error(error):
-    """The `/cdn` and `/api/v1` envelope: {"success": false, "error": {"code": CODE, ...}}."""
-    response = jsonify({"success": False, "error": {"code": error.code, "message": error.message}})
+    """The `/cdn` and `/api/v1` error response."""
+    response = jsonify(cdn_envelope(error))
     response.status_code = error.status
     response.headers.update(error.headers)
     return response

@@ -10,6 +10,7 @@ all start Goodeye through this module, so they run the same shape.
 """
 
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -24,11 +25,48 @@ import jinja2
 
 from goodeye import console
 from goodeye.config import check_serving, load_settings
+from goodeye.errors import (
+    AuthRequired,
+    GoodeyeError,
+    ImageNotFound,
+    ImageTooLarge,
+    InvalidRequest,
+    MethodNotAllowed,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+    ServiceUnavailable,
+)
 from goodeye.files import DATA_DIR_MODE, make_private_dir
+from goodeye.http import cdn_envelope, v1_envelope
 from goodeye.metrics import nginx_status_socket
 
 # Package data: found beside this module in a checkout and in an installed package alike.
-NGINX_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx", "goodeye.conf.j2")
+NGINX_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx")
+_NGINX_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(NGINX_DIR), undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+# The errors nginx answers itself, as JSON error pages in each family's envelope.
+NGINX_ERRORS = {
+    400: InvalidRequest("Malformed request."),
+    401: AuthRequired(),
+    404: ImageNotFound(),
+    # nginx's own 405 is for TRACE, refused before any location (other methods on a path
+    # reach the app, whose 405 names the allowed ones in Allow).
+    405: MethodNotAllowed("This method is not allowed here."),
+    # A precondition nginx checked itself (the app answers them before that).
+    412: PreconditionFailed(),
+    413: ImageTooLarge("The request body is larger than the upload limit."),
+    # nginx answers 414 before it has read the path: the family is unknown, /v1's envelope.
+    414: InvalidRequest("The request line is too long."),
+    # A Range past the end of an image nginx serves: the error page has none of its headers.
+    416: RangeNotSatisfiable(),
+    500: GoodeyeError(),
+    502: ServiceUnavailable("The application server is unavailable; retry shortly."),
+    503: ServiceUnavailable("Service unavailable; retry shortly."),
+    504: ServiceUnavailable("The application server timed out; retry shortly."),
+}
 
 
 # Files the processes create are readable by the app's group at most (goodeye/files.py).
@@ -96,11 +134,33 @@ GUNICORN_KEEPALIVE_SECONDS = UPSTREAM_KEEPALIVE_SECONDS * 2
 APP_SOCKET, SERVE_SOCKET = "gunicorn.sock", "gunicorn-serve.sock"
 
 
+def _error_pages():
+    """Each status's error page body in the /v1 envelope and, but for 414, the /cdn one."""
+    def as_json(envelope):
+        return json.dumps(envelope, separators=(",", ":"))
+    return {
+        status: {"v1": as_json(v1_envelope(error)), "cdn": None if status == 414 else as_json(cdn_envelope(error))}
+        for status, error in NGINX_ERRORS.items()
+    }
+
+
+def _laid_out(text):
+    """nginx configuration indented by its braces, whatever the template's macros and includes left."""
+    lines, depth = [], 0
+    for line in (raw.strip() for raw in text.splitlines()):
+        depth -= line.startswith("}")
+        # One blank line at most, and none just inside a block.
+        if line or (lines and lines[-1] and not lines[-1].endswith("{")):
+            lines.append("    " * depth + line if line else "")
+        if line == "}" and len(lines) > 1 and not lines[-2]:
+            del lines[-2]
+        depth += line.endswith("{")
+    return "\n".join(lines) + "\n"
+
+
 def render_nginx_config(settings):
     """The nginx configuration for these settings, as text."""
-    with open(NGINX_TEMPLATE) as handle:
-        template = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined)
-    return template.render(
+    return _laid_out(_NGINX_TEMPLATES.get_template("goodeye.conf.j2").render(
         user="root" if os.geteuid() == 0 else None,
         nginx_workers=max(1, os.cpu_count() or 1),
         run_dir=settings.run_dir,
@@ -121,7 +181,8 @@ def render_nginx_config(settings):
         access_log=_log_file(settings, "nginx-access.log") if settings.access_log else None,
         error_log=_log_file(settings, "nginx-error.log", stream="stderr"),
         status_socket=nginx_status_socket(settings),
-    )
+        error_pages=_error_pages(),
+    ))
 
 
 def _check_port_free(host, port):

@@ -1,11 +1,16 @@
-"""How the parts of a running stack hold together: nginx's kept connections to gunicorn."""
+"""How the parts of a running stack hold together: nginx's configuration and its kept connections to gunicorn."""
 
+import json
 import os
+import subprocess
 import time
 
+import pytest
 import requests
 
-from goodeye.stack import UPSTREAM_KEEPALIVE_SECONDS
+from goodeye.config import load_settings
+from goodeye.http import v1_envelope
+from goodeye.stack import NGINX_ERRORS, UPSTREAM_KEEPALIVE_SECONDS, find_nginx, render_nginx_config
 from tests.factories import png
 
 # gunicorn's own default keep-alive; an idle connection it would have closed by now must still be open.
@@ -32,3 +37,24 @@ def test_nginx_not_gunicorn_closes_idle_upstream_connections(plain_stack):
     assert _connections_to(socket_path) >= 1
     answer = requests.post(f"{plain_stack.url}/v1/images", headers=owner.headers, files={"file": ("k.png", png())})
     assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize("mode", [
+    {},
+    {"GOODEYE_ACCEL": "off"},
+    {"GOODEYE_STORAGE": "s3", "GOODEYE_S3_BUCKET": "b", "GOODEYE_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+     "GOODEYE_TRUSTED_PROXIES": "127.0.0.2,10.0.0.0/8"},
+], ids=["fast-path", "accel-off", "s3-behind-proxies"])
+def test_every_mode_renders_a_configuration_nginx_accepts(tmp_path, mode):
+    settings = load_settings({"GOODEYE_DATA_DIR": str(tmp_path), "GOODEYE_PORT": "1", **mode})
+    os.makedirs(settings.run_dir)
+    config = render_nginx_config(settings)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(config)
+    checked = subprocess.run([find_nginx(), "-t", "-e", str(tmp_path / "error.log"), "-c", str(conf)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    # Laid out by its braces, whatever the template's macros and includes left.
+    assert config.splitlines()[-1] == "}" and "\n\n\n" not in config
+    # nginx's own error pages carry the app's envelopes of the same errors.
+    for status, error in NGINX_ERRORS.items():
+        assert f"return {status} '{json.dumps(v1_envelope(error), separators=(',', ':'))}\\n';" in config

@@ -20,7 +20,7 @@ from datetime import timedelta
 from flask import Response
 
 from goodeye.models import utcnow
-from goodeye.serving.respond import validators
+from goodeye.serving.respond import nginx_headers
 
 # How long nginx keeps a decision, and the most it can be off by.
 KEEP_SECONDS = 1
@@ -39,19 +39,13 @@ def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep
     now = utcnow()
     keep = keep and (image.expires_at is None or image.expires_at - now > timedelta(seconds=WORST_AGE_SECONDS + 1))
     later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
-    etag, last_modified = validators(image)
-    headers = {
+    # Cache-Control as of the decision's oldest possible use, so max-age never outlives the TTL.
+    headers = nginx_headers(image, cache_control_at(later), cache_status=cache_status, scope=scope)
+    headers.update({
         "X-Goodeye-Link": link or ctx.links.relative_path(image.token, image.sha256, image.expires_at, signed=signed),
         "X-Goodeye-Type": image.content_type,
-        # Computed as of the decision's oldest possible use, so max-age never outlives the TTL.
-        "X-Goodeye-Cache-Control": cache_control_at(later),
-        "X-Goodeye-Image": image.id,
-        "X-Goodeye-ETag": etag,
-        "X-Goodeye-Last-Modified": last_modified,
-        "X-Goodeye-Cache-Status": cache_status or "",
-        "X-Goodeye-Scope": scope or "",
         "X-Accel-Expires": str(KEEP_SECONDS if keep else 0),
-    }
+    })
     return Response(status=204, headers=headers)
 
 

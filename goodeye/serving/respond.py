@@ -17,13 +17,22 @@ def validators(image):
     return quote_etag(image.sha256), http_date(image.updated_at)
 
 
-def _meta_segment(image_id, cache_status, scope, cache_control):
-    # nginx drops the app's X-* headers on an internal redirect (docs/architecture.md), and
-    # would keep its Cache-Control even on an error page; the internal location
-    # reads these back from the URI and emits them (Cache-Control on success only).
-    max_age = cache_control.partition("max-age=")[2]
-    cache_token = ("P" if cache_control.startswith("public") else "Q") + max_age if max_age else "N"
-    return f"{image_id or ''}~{cache_status or ''}~{scope or ''}~{cache_token}"
+def nginx_headers(image, cache_control, *, cache_status=None, scope=None):
+    """The image's headers as X-Goodeye-*, which nginx reads and emits again (goodeye/nginx/image.j2).
+
+    nginx drops the app's headers on an internal redirect, but for a few such as
+    Cache-Control, which it would keep even on an error page it answers instead (a
+    404 a CDN could cache); under these names it keeps none of them.
+    """
+    etag, last_modified = validators(image)
+    return {
+        "X-Goodeye-Image": image.id,
+        "X-Goodeye-Cache-Status": cache_status or "",
+        "X-Goodeye-Scope": scope or "",
+        "X-Goodeye-Cache-Control": cache_control,
+        "X-Goodeye-ETag": etag,
+        "X-Goodeye-Last-Modified": last_modified,
+    }
 
 
 def _check_preconditions(image):
@@ -88,11 +97,8 @@ def blob_response(ctx, image, cache_control, *, cache_status=None, scope=None, e
         if not is_resource_modified(request.environ, etag=etag, last_modified=image.updated_at):
             return Response(status=304, headers=headers)
         _refuse_unsatisfiable_range(image.size_bytes)
-        target = ctx.storage.accel_target(image.sha256)
-        meta = _meta_segment(image.id, cache_status, scope, headers.pop("Cache-Control"))
-        # ETag and Last-Modified do not pass an internal redirect either; the internal
-        # location adds them back from $upstream_http_etag and $upstream_http_last_modified.
-        headers["X-Accel-Redirect"] = f"/_goodeye/{meta}/{target}"
+        headers = nginx_headers(image, cache_control, cache_status=cache_status, scope=scope)
+        headers["X-Accel-Redirect"] = f"/_goodeye/{ctx.storage.accel_target(image.sha256)}"
         return Response(b"", status=200, headers=headers, content_type=image.content_type)
     try:
         stream = ctx.storage.open(image.sha256)

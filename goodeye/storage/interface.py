@@ -43,7 +43,7 @@ class BlobStorage(abc.ABC):
     def accel_target(self, sha256):
         """The tail of the internal nginx URI that streams the blob: `local/...` or `s3/...`.
 
-        The serving layer prefixes it with `/_goodeye/{meta}/`; nginx's internal
+        The serving layer prefixes it with `/_goodeye/`; nginx's internal
         locations (goodeye/nginx/goodeye.conf.j2) map each kind to a file or a proxy.
         """
 
