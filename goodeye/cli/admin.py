@@ -177,7 +177,7 @@ def _describe_project(path, row):
 @click.pass_context
 def project_update(ctx, path, live_scopes, live_limit, max_images, max_storage_bytes, as_json):
     """Change a project's settings and quotas."""
-    row = identity.get_project(path)
+    row = identity.get_project_by_path(path)
     if live_scopes is not None:
         projects.set_allow_new_live_scopes(row.id, live_scopes)
 
@@ -190,7 +190,7 @@ def project_update(ctx, path, live_scopes, live_limit, max_images, max_storage_b
     quota.set_quotas(
         row.id, **{name: value for name, value in (("max_images", max_images), ("max_storage_bytes", max_storage_bytes)) if given(name)}
     )
-    row = identity.get_project(path)
+    row = identity.get_project_by_path(path)
     emit(as_json, _project_record(row), _describe_project(path, row))
 
 
@@ -215,7 +215,7 @@ def key():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def key_create(path, name, as_json):
     """Mint a key; it is printed once and only its hash is kept."""
-    row, plaintext = identity.create_key(identity.get_project(path), name)
+    row, plaintext = identity.create_key(identity.get_project_by_path(path), name)
     payload = {**identity.key_record(row), "project": path, "key": plaintext}
     emit(as_json, payload, f"{plaintext}\n(key id {row.id}; shown once, store it now)")
 
@@ -225,7 +225,7 @@ def key_create(path, name, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def key_list(path, as_json):
     """List a project's keys (never their secrets)."""
-    records = [identity.key_record(row) for row in identity.list_keys(identity.get_project(path))]
+    records = [identity.key_record(row) for row in identity.list_keys(identity.get_project_by_path(path))]
     lines = [f"{r['id']}\t{r['prefix']}...\t{r['name'] or '-'}\t{'revoked' if r['revoked_at'] else 'active'}" for r in records]
     emit(as_json, records, "\n".join(lines) or "no keys")
 

@@ -67,7 +67,7 @@ def create_project(path, allow_new_live_scopes=True):
     return project, False
 
 
-def get_project(path):
+def get_project_by_path(path):
     """The project at `org/project`, or NotFound."""
     org_slug, project_slug = split_project_path(path)
     project = (

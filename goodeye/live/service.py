@@ -1,4 +1,4 @@
-"""Live URLs and the CDN (README "Live URLs and the CDN"): images by filename or @alias, and images made on first request.
+"""Live URLs (README "Live URLs and the CDN"): images made on first request, cached by their query.
 
 A live URL's HIT never generates and touches no limit: one indexed query for the
 project, one for the cache entry joined to its image, then nginx streams the
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from peewee import JOIN, IntegrityError
+from peewee import IntegrityError
 
 from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
 from goodeye.errors import (
@@ -39,7 +39,6 @@ from goodeye.errors import (
     ImageBlocked,
     ImageNotFound,
     InvalidRequest,
-    NotFound,
     QuotaExceeded,
     RateLimited,
     ServiceUnavailable,
@@ -48,15 +47,13 @@ from goodeye.generation.base import ASPECT_RATIOS
 from goodeye.generation.enhance import check_template, normalise
 from goodeye.generation.service import MAX_PROMPT_CHARS, generate_and_host
 from goodeye.ids import new_id
-from goodeye.images.service import ALIAS_PATTERN, image_url, remove_images, update_image_rows
-from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
+from goodeye.images.service import image_url, remove_images, update_image_rows
+from goodeye.models import Image, LiveCacheEntry, LiveScope, Project, PromptUrlCache, iso, utcnow
 from goodeye.parsing import flag
 from goodeye.projects.quota import check_room
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 
 SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
-# The seed's one year; bounded by an image's TTL when it has one (README: the trade-off).
-CDN_MAX_AGE = 31536000
 LIVE_GENERATOR = "builtin"
 LIVE_LIMIT_NAMESPACE = "live"
 POLL_SECONDS = 0.1
@@ -129,60 +126,6 @@ def parse_live_query(args):
         auto_enhance=auto_enhance,
         template=check_template(args.get("template", "general")),
     )
-
-
-def resolve_project(org_slug, project_slug):
-    """(project id, allow_new_live_scopes) of org/project, else ORG_NOT_FOUND / PROJECT_NOT_FOUND."""
-    row = fetch_one(
-        "project",
-        lambda: Org.select(Org.id, Project.id, Project.allow_new_live_scopes)
-        .join(Project, join_type=JOIN.LEFT_OUTER, on=((Project.org == Org.id) & (Project.slug == "__project__")))
-        .where(Org.slug == "__org__"),
-        project_slug,
-        org_slug,
-    )
-    if row is None:
-        raise NotFound(f"No organization {org_slug!r}.", code="ORG_NOT_FOUND")
-    if row[1] is None:
-        raise NotFound(f"No project {project_slug!r} in {org_slug!r}.", code="PROJECT_NOT_FOUND")
-    return row[1], bool(row[2])
-
-
-def cdn_cache_control(image, now=None):
-    """`public, max-age=31536000`, bounded by the image's remaining TTL."""
-    max_age = CDN_MAX_AGE
-    if image.expires_at is not None:
-        max_age = max(0, min(max_age, int((image.expires_at - (now or utcnow())).total_seconds())))
-    return f"public, max-age={max_age}"
-
-
-def find_cdn_image(org_slug, project_slug, name):
-    """The public, unexpired image of org/project with that filename or @alias, else a 404 code."""
-    if name.startswith("@"):
-        match = ALIAS_PATTERN.match(name)
-        column, value = Image.alias, match.group(1) if match else None
-    else:
-        column, value = Image.filename, name
-    row = None
-    if value is not None:
-        row = fetch_one(
-            f"cdn-{column.name}",
-            lambda: Image.select(*SERVABLE_COLUMNS)
-            .join(Project)
-            .join(Org)
-            .where((Org.slug == "__org__") & (Project.slug == "__project__") & (column == "__value__")),
-            org_slug,
-            project_slug,
-            value,
-        )
-    if row is None:
-        # Only a miss pays for telling an unknown org or project from an unknown image.
-        resolve_project(org_slug, project_slug)
-        raise ImageNotFound()
-    image = ServableImage.from_row(row)
-    if image.visibility != "public" or image.expired():
-        raise ImageNotFound()
-    return image
 
 
 def find_cached(cache_key):

@@ -1,8 +1,9 @@
-"""`/cdn/{org}/{project}/img/...`, `/cdn/{org}/{project}/live/{scope}`, `/api/v1/live` and `/api/v1/live/scopes`."""
+"""`/cdn/{org}/{project}/live/{scope}`, `/api/v1/live` and `/api/v1/live/scopes`."""
 
 from flask import Blueprint, jsonify, request
 
 from goodeye import metrics
+from goodeye.cdn import service as cdn
 from goodeye.context import current_context
 from goodeye.errors import GoodeyeError
 from goodeye.http import client_ip, json_body
@@ -24,16 +25,6 @@ SCOPE_JSON_TYPES = {
 REGENERATE_JSON_TYPES = {"imageId": ("string",)}
 
 
-@bp.get("/cdn/<org>/<project>/img/<path:name>")
-def cdn_image(org, project, name):
-    ctx = current_context()
-    project_id = optional_project_id()  # public by design, but a key that is sent must be a valid one
-    image = service.find_cdn_image(org, project, name)
-    spec = requested_variant(ctx)
-    image = as_variant(ctx, image, spec, anonymous=project_id is None)
-    return blob_response(ctx, image, service.cdn_cache_control(image), extra_headers=vary_headers(spec))
-
-
 @bp.get("/cdn/<org>/<project>/live/<scope>")
 def cdn_live(org, project, scope):
     ctx = current_context()
@@ -42,7 +33,7 @@ def cdn_live(org, project, scope):
     spec = requested_variant(ctx)
     service.check_scope_slug(scope)
     live = service.parse_live_query(request.args)
-    project_id, allow_new_scopes = service.resolve_project(org, project)
+    project_id, allow_new_scopes = cdn.resolve_project(org, project)
     image = service.find_cached(live.cache_key(project_id, scope))
     if image is None:
         outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
@@ -54,23 +45,8 @@ def cdn_live(org, project, scope):
         metrics.count_live("HIT")
     image = as_variant(ctx, image, spec, anonymous=caller is None)
     return blob_response(
-        ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec)
+        ctx, image, cdn.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec)
     )
-
-
-@bp.get("/_goodeye/decide/img/<org>/<project>/<path:name>")
-def decide_cdn_image(org, project, name):
-    """nginx's reusable decision for /cdn/{org}/{project}/img/{name}."""
-    ctx = current_context()
-    try:
-        image = service.find_cdn_image(org, project, name)
-    except GoodeyeError:
-        # Not kept: an upload or an alias move may make the name resolve any moment.
-        return decide.pass_to_app()
-    # An alias moves between images: its decision is never kept. A filename names
-    # one image for life (a new image with a freed name has a new link).
-    keep = not name.startswith("@")
-    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=keep)
 
 
 @bp.get("/_goodeye/decide/live/<org>/<project>/<scope>")
@@ -80,13 +56,13 @@ def decide_cdn_live(org, project, scope):
     try:
         service.check_scope_slug(scope)
         live = service.parse_live_query(request.args)
-        project_id, _allow_new_scopes = service.resolve_project(org, project)
+        project_id, _allow_new_scopes = cdn.resolve_project(org, project)
         image = service.find_cached(live.cache_key(project_id, scope))
     except GoodeyeError:
         return decide.pass_to_app()
     if image is None:
         return decide.pass_to_app()
-    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
+    return decision(ctx, image, lambda now: cdn.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
 
 
 def _miss_response(ctx, outcome, scope, spec):
@@ -97,7 +73,7 @@ def _miss_response(ctx, outcome, scope, spec):
     # variant now would answer 429 for an image already made (and paid for).
     image = as_variant(ctx, outcome.image, spec, anonymous=False)
     return blob_response(
-        ctx, image, service.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
+        ctx, image, cdn.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
     )
 
 

@@ -5,7 +5,7 @@ from goodeye.errors import InvalidRequest
 from goodeye.models import Org, Project, iso
 
 
-def get_project(project_id):
+def get_project_by_id(project_id):
     """The project (with its org) a key belongs to."""
     return Project.select(Project, Org).join(Org).where(Project.id == project_id).get()
 
@@ -17,7 +17,7 @@ MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR = 1_000_000
 def set_allow_new_live_scopes(project_id, allowed):
     """Whether live URLs may create scopes on first request in this project."""
     Project.update(allow_new_live_scopes=bool(allowed)).where(Project.id == project_id).execute()
-    return get_project(project_id)
+    return get_project_by_id(project_id)
 
 
 def check_live_generations_per_ip_per_hour(value):
@@ -37,7 +37,7 @@ def set_live_generations_per_ip_per_hour(project_id, per_hour):
     Project.update(live_generations_per_ip_per_hour=check_live_generations_per_ip_per_hour(per_hour)).where(
         Project.id == project_id
     ).execute()
-    return get_project(project_id)
+    return get_project_by_id(project_id)
 
 
 @retry_on_deadlock
@@ -55,7 +55,7 @@ def update_project(project_id, body):
             set_allow_new_live_scopes(project_id, body["allowNewLiveScopes"])
         if "liveGenerationsPerIpPerHour" in body:
             set_live_generations_per_ip_per_hour(project_id, body["liveGenerationsPerIpPerHour"])
-        return get_project(project_id)
+        return get_project_by_id(project_id)
 
 
 def project_record(project):

@@ -15,7 +15,7 @@ PROJECT_JSON_TYPES = {"allowNewLiveScopes": ("boolean",), "liveGenerationsPerIpP
 @bp.get("/api/v1/project")
 def get_project():
     project_id = required_project_id(allow_x_api_key=True)
-    return jsonify({"success": True, "data": service.project_record(service.get_project(project_id))})
+    return jsonify({"success": True, "data": service.project_record(service.get_project_by_id(project_id))})
 
 
 @bp.patch("/api/v1/project")
