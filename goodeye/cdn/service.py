@@ -8,7 +8,7 @@ from peewee import JOIN
 
 from goodeye.db import fetch_one
 from goodeye.errors import ImageNotFound, NotFound
-from goodeye.images.service import ALIAS_PATTERN
+from goodeye.images.requests import ALIAS_PATTERN
 from goodeye.models import Image, Org, Project, utcnow
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 

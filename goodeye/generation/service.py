@@ -55,11 +55,10 @@ from goodeye.images.service import (
     Placement,
     image_url,
     insert_validated,
-    parse_ttl,
-    parse_visibility,
     record_created,
     validated_bytes,
 )
+from goodeye.images.requests import parse_ttl, parse_visibility
 from goodeye.images.validation import sniff_format
 from goodeye.models import Generation, Image, Org, Project, iso
 from goodeye.projects.quota import check_room

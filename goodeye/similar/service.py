@@ -5,7 +5,8 @@ bound needs (goodeye/similar/bands.py), the exact distance computed on those
 candidates from the index alone, then the records of the few that are close.
 """
 
-from goodeye.images.service import get_image, image_record
+from goodeye.images.records import image_record
+from goodeye.images.service import get_image
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, utcnow
 from goodeye.parsing import bounded_number

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify, request
 
 from goodeye.context import current_context
 from goodeye.identity.auth import required_project_id
-from goodeye.images.views import read_image_request
+from goodeye.images.requests import read_image_request
 from goodeye.similar import service
 
 bp = Blueprint("similar", __name__)
