@@ -2,7 +2,7 @@
 
 from goodeye.db import database, retry_on_deadlock
 from goodeye.errors import InvalidRequest
-from goodeye.models import Org, Project, iso
+from goodeye.models import Org, Project
 
 
 def get_project_by_id(project_id):
@@ -41,30 +41,11 @@ def set_live_generations_per_ip_per_hour(project_id, per_hour):
 
 
 @retry_on_deadlock
-def update_project(project_id, body):
-    """Apply a PATCH body: `{allowNewLiveScopes?, liveGenerationsPerIpPerHour?}`."""
-    unknown = set(body) - {"allowNewLiveScopes", "liveGenerationsPerIpPerHour"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    if "allowNewLiveScopes" in body and not isinstance(body["allowNewLiveScopes"], bool):
-        raise InvalidRequest("allowNewLiveScopes must be true or false.")
-    if "liveGenerationsPerIpPerHour" in body:
-        check_live_generations_per_ip_per_hour(body["liveGenerationsPerIpPerHour"])
+def update_project(project_id, changes):
+    """Apply checked changes (`allow_new_live_scopes`, `live_generations_per_ip_per_hour`) in one transaction."""
     with database.atomic():
-        if "allowNewLiveScopes" in body:
-            set_allow_new_live_scopes(project_id, body["allowNewLiveScopes"])
-        if "liveGenerationsPerIpPerHour" in body:
-            set_live_generations_per_ip_per_hour(project_id, body["liveGenerationsPerIpPerHour"])
+        if "allow_new_live_scopes" in changes:
+            set_allow_new_live_scopes(project_id, changes["allow_new_live_scopes"])
+        if "live_generations_per_ip_per_hour" in changes:
+            set_live_generations_per_ip_per_hour(project_id, changes["live_generations_per_ip_per_hour"])
         return get_project_by_id(project_id)
-
-
-def project_record(project):
-    """The `/api/v1` JSON shape of a project."""
-    return {
-        "id": str(project.id),
-        "slug": project.slug,
-        "org": project.org.slug,
-        "allowNewLiveScopes": project.allow_new_live_scopes,
-        "liveGenerationsPerIpPerHour": project.live_generations_per_ip_per_hour,
-        "createdAt": iso(project.created_at),
-    }
