@@ -9,6 +9,7 @@ from goodeye.generation.base import ImageGenerator, aspect_ratio_size
 from goodeye.generation.enhance import check_template, normalise
 from goodeye.images.requests import parse_ttl, parse_visibility
 from goodeye.images.service import Placement
+from goodeye.parsing import boolean_field, refuse_unknown_fields
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**63 - 1
@@ -74,8 +75,7 @@ def generation_request(generator, *, prompt, n=1, aspect_ratio="1:1", seed=None,
     aspect_ratio_size(aspect_ratio)
     if seed is not None:
         seed = _check_int("seed", seed, 0, MAX_SEED)
-    if not isinstance(auto_enhance, bool):
-        raise InvalidRequest("auto_enhance must be true or false.")
+    boolean_field(auto_enhance, "auto_enhance")
     if not isinstance(template, str):
         raise InvalidRequest("template must be a string.")
     return GenerationRequest(
@@ -91,9 +91,7 @@ def generation_request(generator, *, prompt, n=1, aspect_ratio="1:1", seed=None,
 
 def body_request(generator, body):
     """The GenerationRequest of a `/v1` generate body, or InvalidRequest."""
-    unknown = set(body) - set(REQUEST_FIELDS)
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refuse_unknown_fields(body, REQUEST_FIELDS)
     if "prompt" not in body:
         raise InvalidRequest("prompt is required.")
     return generation_request(

@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 from goodeye.errors import ImageTooLarge, InvalidRequest
 from goodeye.http import json_body
 from goodeye.images.service import MAX_LIST_LIMIT, SOURCES, VISIBILITIES, Placement
-from goodeye.parsing import flag, whole_number
+from goodeye.parsing import boolean_field, flag, refuse_unknown_fields, whole_number
 from goodeye.serving import signing
 from goodeye.variants.params import parse_variant_params
 
@@ -84,13 +84,6 @@ def parse_ttl(value):
     return value
 
 
-def parse_flag(value, name):
-    """A boolean, else InvalidRequest."""
-    if not isinstance(value, bool):
-        raise InvalidRequest(f"{name} must be true or false.")
-    return value
-
-
 def parse_alias(value):
     """An alias as stored (without '@'), or None to clear; else InvalidRequest."""
     if value is None:
@@ -105,7 +98,7 @@ def placement_from(fields):
     """Validate the typed placement fields of an upload (the JSON body, or the form as typed here)."""
     ttl = fields.get("ttl_seconds")
     permanent = fields.get("permanent")
-    if permanent is not None and not parse_flag(permanent, "permanent"):
+    if permanent is not None and not boolean_field(permanent, "permanent"):
         raise InvalidRequest("permanent only takes true (an image without ttl_seconds has no expiry).")
     if permanent is not None and ttl is not None:
         raise InvalidRequest("ttl_seconds and permanent cannot be used together.")
@@ -114,7 +107,7 @@ def placement_from(fields):
         ttl_seconds=None if ttl is None else parse_ttl(ttl),
         filename=fields.get("filename"),
         alias=parse_alias(fields.get("alias")),
-        strip_metadata=parse_flag(fields.get("strip_metadata", False), "strip_metadata"),
+        strip_metadata=boolean_field(fields.get("strip_metadata", False), "strip_metadata"),
     )
 
 
@@ -153,9 +146,7 @@ def read_image_request(max_bytes, json_types, read_fields):
         return read_fields(fields), read_upload(upload_file.stream, max_bytes)
     # The one JSON body as large as an image: its base64.
     body = json_body(json_types, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
-    unknown = set(body) - set(json_types)
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refuse_unknown_fields(body, json_types)
     return read_fields(body), decode_base64_image(body.get("data"), max_bytes)
 
 
@@ -190,9 +181,7 @@ def _typed_form_fields(form):
 def image_changes():
     """`PATCH /v1/images/{id}`: the ImageChanges its JSON body asks for."""
     changes = json_body(UPDATE_JSON_TYPES)
-    unknown = set(changes) - set(UPDATE_FIELDS)
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refuse_unknown_fields(changes, UPDATE_FIELDS)
     permanent = "permanent" in changes
     if permanent and changes["permanent"] is not True:
         raise InvalidRequest("permanent only takes true (to clear the expiry).")

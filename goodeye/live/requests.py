@@ -8,7 +8,7 @@ from goodeye.generation.base import aspect_ratio_size
 from goodeye.generation.enhance import check_template, normalise
 from goodeye.generation.requests import MAX_PROMPT_CHARS
 from goodeye.live.service import LiveRequest, check_scope_slug
-from goodeye.parsing import flag, whole_number
+from goodeye.parsing import boolean_field, flag, refuse_unknown_fields, whole_number
 
 MAX_LIST_LIMIT = 100
 MAX_META_BYTES = 16 * 1024
@@ -60,14 +60,10 @@ def live_query(args):
 
 def scope_settings(body):
     """The model fields a scope's create or update body sets, validated."""
-    unknown = set(body) - set(SETTINGS_FIELDS) - {"slug"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refuse_unknown_fields(body, (*SETTINGS_FIELDS, "slug"))
     fields = {}
     if "allowNewGenerations" in body:
-        if not isinstance(body["allowNewGenerations"], bool):
-            raise InvalidRequest("allowNewGenerations must be true or false.")
-        fields["allow_new_generations"] = body["allowNewGenerations"]
+        fields["allow_new_generations"] = boolean_field(body["allowNewGenerations"], "allowNewGenerations")
     if "newGenerationsLimit" in body:
         value = body["newGenerationsLimit"]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GENERATIONS_LIMIT:
@@ -116,7 +112,5 @@ def scope_page(args):
 
 def regenerate_target(body):
     """`POST .../regenerate`: the one image id to regenerate, None for every image of the scope."""
-    unknown = set(body) - {"imageId"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refuse_unknown_fields(body, {"imageId"})
     return body.get("imageId")
