@@ -4,6 +4,7 @@ from flask import Flask
 
 from goodeye import db, health, http, monitoring
 from goodeye.config import check_serving, load_settings
+from goodeye.cdn.views import bp as cdn_bp
 from goodeye.console.views import bp as console_bp
 from goodeye.context import Context
 from goodeye.generation.views import bp as generation_bp
@@ -39,6 +40,7 @@ def create_app(settings=None):
     app.register_blueprint(images_bp)
     app.register_blueprint(serving_bp)
     app.register_blueprint(generation_bp)
+    app.register_blueprint(cdn_bp)
     app.register_blueprint(live_bp)
     app.register_blueprint(projects_bp)
     app.register_blueprint(console_bp)

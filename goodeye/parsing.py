@@ -1,4 +1,4 @@
-"""Parsers of untrusted text shared by the services."""
+"""Parsers of untrusted text and JSON values shared by the request readers."""
 
 import re
 
@@ -28,3 +28,17 @@ def bounded_number(value, name, low, high):
     if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
         raise InvalidRequest(f"{name} must be a whole number from {low} to {high}.")
     return number
+
+
+def refuse_unknown_fields(body, allowed):
+    """InvalidRequest naming every field of a JSON body that is not in `allowed`."""
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+
+
+def boolean_field(value, name):
+    """A JSON boolean, else InvalidRequest naming the field."""
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be true or false.")
+    return value

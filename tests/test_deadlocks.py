@@ -17,6 +17,7 @@ from goodeye import create_app
 from goodeye.config import load_settings
 from goodeye.context import current_context
 from goodeye.db import database
+from goodeye.generation.requests import generation_request, hosting
 from goodeye.generation.service import generate_and_host
 from goodeye.identity.service import create_org, create_project
 from goodeye.migrations import migrate
@@ -126,13 +127,14 @@ def test_a_generation_chosen_as_victim_hosts_its_image_once(app_ctx, mysql_url):
     app, ctx = app_ctx
     create_org("acme")
     first, second = create_project("acme/first")[0], create_project("acme/second")[0]
-    params = dict(generator_id="builtin", prompt="a lighthouse", seed=7, visibility="public")
-    earlier = generate_and_host(ctx, project_id=first.id, **params).hosted[0]
+    request = generation_request(ctx.generators.get("builtin"), prompt="a lighthouse", seed=7)
+    placement = hosting("public")
+    earlier = generate_and_host(ctx, request, project_id=first.id, placement=placement).hosted[0]
     rival = Rival(mysql_url)
     try:
         rival.run("SELECT id FROM project WHERE id = %s FOR UPDATE", second.id)
         # The generation takes the blob row (the same bytes as before), then waits for the project row.
-        done = _in_thread(_with_app_context(app, lambda: generate_and_host(ctx, project_id=second.id, **params)))
+        done = _in_thread(_with_app_context(app, lambda: generate_and_host(ctx, request, project_id=second.id, placement=placement)))
         rival.wait_until_someone_waits()
         rival.run("SELECT sha256 FROM `blob` WHERE sha256 = %s FOR UPDATE", earlier.sha256)
     finally:

@@ -8,6 +8,7 @@ from goodeye import create_app
 from goodeye.config import ConfigError, load_settings
 from goodeye.context import current_context
 from goodeye.errors import GenerationFailed, GeneratorNotFound, InvalidRequest
+from goodeye.generation.requests import generation_request, hosting
 from goodeye.generation.service import GenerationResult, anonymous_project_id, generate_and_host
 from goodeye.identity.service import create_org, create_project
 from goodeye.images.service import image_url
@@ -44,8 +45,14 @@ def project(ctx):
     return create_project("acme/site")[0]
 
 
+def _generate(ctx, *, generator_id, project_id, visibility, ttl_seconds=None, client_ip=None, **params):
+    """generate_and_host with its arguments read as a request's are: the generator looked up, every value checked."""
+    request = generation_request(ctx.generators.get(generator_id), **params)
+    return generate_and_host(ctx, request, project_id=project_id, placement=hosting(visibility, ttl_seconds), client_ip=client_ip)
+
+
 def test_generate_and_host_returns_aligned_hosted_images(ctx, project):
-    result = generate_and_host(
+    result = _generate(
         ctx, generator_id="builtin", prompt="a lake at dawn", n=2, seed=5, project_id=project.id,
         visibility="public", ttl_seconds=60, client_ip="203.0.113.9",
     )
@@ -62,7 +69,7 @@ def test_generate_and_host_returns_aligned_hosted_images(ctx, project):
 def test_provider_failure_raises_and_keeps_a_failed_row_only(ctx, project, fake):
     fake.mode = "failing"
     with pytest.raises(GenerationFailed) as excinfo:
-        generate_and_host(ctx, generator_id="openai", prompt="x", project_id=project.id, visibility="private")
+        _generate(ctx, generator_id="openai", prompt="x", project_id=project.id, visibility="private")
     assert FAILING_MESSAGE in excinfo.value.message
     assert Image.select().count() == 0
     assert [(g.status, g.error) for g in Generation.select()] == [("failed", excinfo.value.message)]
@@ -81,7 +88,7 @@ def test_provider_failure_raises_and_keeps_a_failed_row_only(ctx, project, fake)
 def test_bad_arguments_are_refused_before_anything_is_written(ctx, project, changes, error):
     arguments = {"generator_id": "builtin", "prompt": "x", "project_id": project.id, "visibility": "private", **changes}
     with pytest.raises(error):
-        generate_and_host(ctx, **arguments)
+        _generate(ctx, **arguments)
     assert Generation.select().count() == 0 and Image.select().count() == 0
 
 

@@ -80,7 +80,7 @@ def test_a_live_miss_whose_transaction_deadlocks_runs_it_again(ctx, project_id, 
 def test_a_regeneration_whose_transaction_deadlocks_runs_it_again(ctx, project_id, monkeypatch):
     image = _live_image(ctx, project_id)
     calls = _deadlock_once(monkeypatch, scopes, "swap_image_bytes")
-    assert scopes.regenerate(ctx, project_id, SCOPE, {}) == [image.id]
+    assert scopes.regenerate(ctx, project_id, SCOPE) == [image.id]
     assert len(calls) == 2
     regenerated = Image.get(Image.pk == image.pk)
     assert regenerated.sha256 != image.sha256 and Image.select().count() == 1

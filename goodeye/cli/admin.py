@@ -13,10 +13,9 @@ from goodeye.config import ConfigError, load_settings
 from goodeye.context import Context
 from goodeye.db import database
 from goodeye.errors import GoodeyeError
-from goodeye.identity import service as identity
+from goodeye.identity import records as identity_records, service as identity
 from goodeye.images.blobs import check_blobs
-from goodeye.models import iso
-from goodeye.projects import quota, service as projects
+from goodeye.projects import quota, records as project_records, service as projects
 from goodeye.similar import blocklist as blocklists
 from goodeye.similar.bands import MAX_DISTANCE
 from goodeye.similar.enforce import enforce
@@ -24,18 +23,6 @@ from goodeye.storage import create_storage
 from goodeye.variants import service as variant_service
 
 log = logging.getLogger(__name__)
-
-
-def _project_record(project):
-    return {
-        "id": project.id,
-        "org": project.org.slug,
-        "slug": project.slug,
-        "allow_new_live_scopes": project.allow_new_live_scopes,
-        "live_generations_per_ip_per_hour": project.live_generations_per_ip_per_hour,
-        **quota.usage_record(project),
-        "created_at": iso(project.created_at),
-    }
 
 
 _BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -113,7 +100,7 @@ def org():
 def org_create(slug, as_json):
     """Create an org (an existing one is not an error)."""
     row, created = identity.create_org(slug)
-    payload = {"id": row.id, "slug": row.slug, "created": created, "created_at": iso(row.created_at)}
+    payload = identity_records.org_record(row, created)
     emit(as_json, payload, f"{'created' if created else 'exists'} org {row.slug}")
 
 
@@ -129,7 +116,7 @@ def project():
 def project_create(path, no_live_scopes, as_json):
     """Create a project (the same settings again is not an error)."""
     row, created = identity.create_project(path, allow_new_live_scopes=not no_live_scopes)
-    payload = {**_project_record(row), "created": created}
+    payload = {**project_records.admin_project_record(row), "created": created}
     emit(as_json, payload, f"{'created' if created else 'exists'} project {path}")
 
 
@@ -150,7 +137,7 @@ class LiveLimit(click.ParamType):
 
 def _describe_project(path, row):
     live_limit = row.live_generations_per_ip_per_hour
-    usage = quota.usage_record(row)
+    usage = project_records.usage_record(row)
     return (
         f"project {path}: new live scopes {'allowed' if row.allow_new_live_scopes else 'disabled'}, "
         f"live generations per address {f'{live_limit}/hour' if live_limit else 'the default (GOODEYE_LIVE_GENERATION_LIMIT)'}, "
@@ -177,7 +164,7 @@ def _describe_project(path, row):
 @click.pass_context
 def project_update(ctx, path, live_scopes, live_limit, max_images, max_storage_bytes, as_json):
     """Change a project's settings and quotas."""
-    row = identity.get_project(path)
+    row = identity.get_project_by_path(path)
     if live_scopes is not None:
         projects.set_allow_new_live_scopes(row.id, live_scopes)
 
@@ -190,8 +177,8 @@ def project_update(ctx, path, live_scopes, live_limit, max_images, max_storage_b
     quota.set_quotas(
         row.id, **{name: value for name, value in (("max_images", max_images), ("max_storage_bytes", max_storage_bytes)) if given(name)}
     )
-    row = identity.get_project(path)
-    emit(as_json, _project_record(row), _describe_project(path, row))
+    row = identity.get_project_by_path(path)
+    emit(as_json, project_records.admin_project_record(row), _describe_project(path, row))
 
 
 @project.command("list")
@@ -201,7 +188,7 @@ def project_list(org_slug, as_json):
     """Every project with its settings, usage and quotas."""
     rows = identity.list_projects(org_slug)
     lines = [_describe_project(f"{row.org.slug}/{row.slug}", row) for row in rows]
-    emit(as_json, [_project_record(row) for row in rows], "\n".join(lines) or "no projects")
+    emit(as_json, [project_records.admin_project_record(row) for row in rows], "\n".join(lines) or "no projects")
 
 
 @admin.group(cls=AdminGroup)
@@ -215,8 +202,8 @@ def key():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def key_create(path, name, as_json):
     """Mint a key; it is printed once and only its hash is kept."""
-    row, plaintext = identity.create_key(identity.get_project(path), name)
-    payload = {**identity.key_record(row), "project": path, "key": plaintext}
+    row, plaintext = identity.create_key(identity.get_project_by_path(path), name)
+    payload = {**identity_records.key_record(row), "project": path, "key": plaintext}
     emit(as_json, payload, f"{plaintext}\n(key id {row.id}; shown once, store it now)")
 
 
@@ -225,7 +212,7 @@ def key_create(path, name, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def key_list(path, as_json):
     """List a project's keys (never their secrets)."""
-    records = [identity.key_record(row) for row in identity.list_keys(identity.get_project(path))]
+    records = [identity_records.key_record(row) for row in identity.list_keys(identity.get_project_by_path(path))]
     lines = [f"{r['id']}\t{r['prefix']}...\t{r['name'] or '-'}\t{'revoked' if r['revoked_at'] else 'active'}" for r in records]
     emit(as_json, records, "\n".join(lines) or "no keys")
 
@@ -236,7 +223,7 @@ def key_list(path, as_json):
 def key_revoke(key_id, as_json):
     """Revoke a key by its id; requests with it get 401 from now on."""
     row = identity.revoke_key(key_id)
-    emit(as_json, identity.key_record(row), f"revoked {row.id}")
+    emit(as_json, identity_records.key_record(row), f"revoked {row.id}")
 
 
 @admin.group(cls=AdminGroup)

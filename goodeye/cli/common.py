@@ -10,7 +10,7 @@ from peewee import DatabaseError, InterfaceError
 
 from goodeye.db import database, init_database, sqlite_path
 from goodeye.errors import GoodeyeError
-from goodeye.images.service import MAX_TTL_SECONDS
+from goodeye.images.requests import MAX_TTL_SECONDS
 
 # What a --ttl of `permanent` gives: no expiry (distinct from None, "not given").
 PERMANENT = "permanent"

@@ -9,7 +9,7 @@ from goodeye.cli.common import AdminGroup, emit, fail
 from goodeye.config import ConfigError
 from goodeye.db import database
 from goodeye.storage import create_storage
-from goodeye.storage.migrate import migrate_blobs, referenced_blobs
+from goodeye.storage.transfer import migrate_blobs, referenced_blobs
 
 BACKENDS = click.Choice(["local", "s3"])
 

@@ -3,6 +3,8 @@
 import abc
 from dataclasses import dataclass
 
+from goodeye.errors import InvalidRequest
+
 # Aspect ratio -> (width, height) of the rendered image; the long side is 1024.
 ASPECT_RATIOS = {
     "1:1": (1024, 1024),
@@ -14,6 +16,14 @@ ASPECT_RATIOS = {
     "2:3": (683, 1024),
     "21:9": (1024, 439),
 }
+
+
+def aspect_ratio_size(aspect_ratio, name="aspect_ratio"):
+    """The (width, height) of an aspect ratio; InvalidRequest naming the field `name` and the valid ones if it is unknown."""
+    size = ASPECT_RATIOS.get(aspect_ratio) if isinstance(aspect_ratio, str) else None
+    if size is None:
+        raise InvalidRequest(f"{name} must be one of {', '.join(ASPECT_RATIOS)}.")
+    return size
 
 
 @dataclass(frozen=True)

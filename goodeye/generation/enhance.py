@@ -54,7 +54,10 @@ def check_template(template):
 
 def apply_template(prompt, template="general"):
     """The rule-based enhancement: the template's phrases around the prompt, without repeating any it already has."""
-    name = check_template(template)
+    return _templated(prompt, check_template(template))
+
+
+def _templated(prompt, name):
     text = normalise(prompt).rstrip(" .,;:")
     lead, styles = TEMPLATES[name]
     lowered = text.lower()
@@ -69,13 +72,18 @@ def apply_template(prompt, template="general"):
 def enhance_prompt(prompt, template="general", auto_enhance=True, chat=None):
     """The prompt a generator receives: unchanged (whitespace-normalised) or enhanced by template or chat model."""
     name = check_template(template)
+    return enhance_checked(prompt, name, chat) if auto_enhance else normalise(prompt)
+
+
+def enhance_checked(prompt, template, chat=None):
+    """The enhanced prompt, by chat model or template, for a template name check_template already gave."""
     text = normalise(prompt)
-    if not auto_enhance or not text:
+    if not text:
         return text
-    fallback = apply_template(text, name)
+    fallback = _templated(text, template)
     if chat is None:
         return fallback
-    return chat.enhance(text, name, fallback=fallback)
+    return chat.rewrite(text, template, fallback)
 
 
 class ChatEnhancer:
@@ -90,8 +98,10 @@ class ChatEnhancer:
     def enhance(self, prompt, template="general", fallback=None):
         """The model's rewrite of `prompt` in the template's style, or `fallback` (default: the template's result)."""
         name = check_template(template)
-        if fallback is None:
-            fallback = apply_template(prompt, name)
+        return self.rewrite(prompt, name, _templated(prompt, name) if fallback is None else fallback)
+
+    def rewrite(self, prompt, name, fallback):
+        """The model's rewrite of `prompt` in the style of template `name` (already checked), or `fallback`."""
         try:
             return self._ask(normalise(prompt), name)
         except Exception as exc:  # noqa: BLE001 - enhancement must never fail a generation

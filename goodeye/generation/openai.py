@@ -35,8 +35,8 @@ import time
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from goodeye.errors import GenerationFailed, InvalidRequest
-from goodeye.generation.base import ASPECT_RATIOS, GeneratedOutput, ImageGenerator
+from goodeye.errors import GenerationFailed
+from goodeye.generation.base import GeneratedOutput, ImageGenerator, aspect_ratio_size
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,7 @@ _CONNECT_TIMEOUT = 10
 
 def size_for(aspect_ratio, sizes=SIZES):
     """The provider size string for an aspect ratio: the size of its orientation."""
-    if aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.")
-    width, height = ASPECT_RATIOS[aspect_ratio]
+    width, height = aspect_ratio_size(aspect_ratio)
     if width == height:
         return sizes["square"]
     return sizes["landscape"] if width > height else sizes["portrait"]

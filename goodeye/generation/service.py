@@ -1,8 +1,8 @@
 """Generate images and host every output (README "Image generation").
 
 `generate_and_host` is the one entry point, used by the `/v1` generation API and
-by live URLs. It validates the parameters, enhances the prompt, calls the
-generator, turns every output into bytes (inline bytes as they are, provider
+by live URLs. It takes a GenerationRequest checked where the request came in
+(goodeye/generation/requests.py), enhances the prompt, calls the generator, turns every output into bytes (inline bytes as they are, provider
 URLs through the SSRF-safe fetcher), and stores each accepted one as an image
 with `source="generated"`. It does no rate limiting: callers do.
 
@@ -41,13 +41,11 @@ from goodeye.errors import (
     ImageTooLarge,
     ImageTooLargeDimensions,
     InvalidImage,
-    InvalidRequest,
     QuotaExceeded,
     RateLimited,
     UnsupportedImageType,
 )
-from goodeye.generation.base import ASPECT_RATIOS
-from goodeye.generation.enhance import check_template, enhance_prompt, normalise
+from goodeye.generation.enhance import enhance_checked
 from goodeye.generation.fetch import FetchError, fetch_image_bytes
 from goodeye.identity.service import create_org, create_project
 from goodeye.ids import new_id
@@ -55,21 +53,15 @@ from goodeye.images.service import (
     Placement,
     image_url,
     insert_validated,
-    parse_ttl,
-    parse_visibility,
     record_created,
     validated_bytes,
 )
 from goodeye.images.validation import sniff_format
-from goodeye.models import Generation, Image, Org, Project, iso
+from goodeye.models import Generation, Image, Org, Project
 from goodeye.projects.quota import check_room
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 2000
-MAX_SEED = 2**63 - 1
-REQUEST_FIELDS = ("prompt", "n", "aspect_ratio", "seed", "auto_enhance", "template", "visibility", "ttl_seconds")
-HOSTING_FIELDS = ("visibility", "ttl_seconds")
 SYSTEM_ORG = "goodeye-system"
 ANONYMOUS_PROJECT = "anonymous"
 ANONYMOUS_LIMIT_NAMESPACE = "anon-generate"
@@ -87,73 +79,6 @@ class GenerationResult:
     hosted: list[Image | None]  # aligned 1:1 with image_urls
     refusals: list[Exception | None]  # aligned too: why a slot's bytes were refused, when they were
     over_quota: bool = False  # some output was not hosted because the project's quota was full
-
-
-def _check_int(name, value, low, high):
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidRequest(f"{name} must be an integer from {low} to {high}.")
-    return value
-
-
-def check_parameters(generator, *, prompt, n, aspect_ratio, seed, auto_enhance, template):
-    """The parameters in canonical form, or InvalidRequest naming the first bad one."""
-    if not isinstance(prompt, str):
-        raise InvalidRequest("prompt is required and must be a string.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InvalidRequest(f"prompt may be at most {MAX_PROMPT_CHARS} characters.")
-    try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequest("prompt is not valid Unicode text.") from None
-    prompt = normalise(prompt)
-    if not prompt:
-        raise InvalidRequest("prompt must not be empty.")
-    n = _check_int("n", n, 1, generator.max_n)
-    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.")
-    if seed is not None:
-        seed = _check_int("seed", seed, 0, MAX_SEED)
-    if not isinstance(auto_enhance, bool):
-        raise InvalidRequest("auto_enhance must be true or false.")
-    if not isinstance(template, str):
-        raise InvalidRequest("template must be a string.")
-    return {
-        "prompt": prompt,
-        "n": n,
-        "aspect_ratio": aspect_ratio,
-        "seed": seed,
-        "auto_enhance": auto_enhance,
-        "template": check_template(template),
-    }
-
-
-def parse_request(ctx, generator_id, body):
-    """The keyword arguments of generate_and_host from a `/v1` request body, or InvalidRequest."""
-    generator = ctx.generators.get(generator_id)
-    unknown = set(body) - set(REQUEST_FIELDS)
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    if "prompt" not in body:
-        raise InvalidRequest("prompt is required.")
-    params = check_parameters(
-        generator,
-        prompt=body["prompt"],
-        n=body.get("n", 1),
-        aspect_ratio=body.get("aspect_ratio", "1:1"),
-        seed=body.get("seed"),
-        auto_enhance=body.get("auto_enhance", False),
-        template=body.get("template", "general"),
-    )
-    return {"generator_id": generator.id, **params}
-
-
-def hosting_from(body, *, anonymous):
-    """The visibility and ttl_seconds a request asks for its hosted images; anonymous callers cannot choose."""
-    if anonymous:
-        if any(field in body for field in HOSTING_FIELDS):
-            raise InvalidRequest("Anonymous generations are public with a short TTL; send an API key to choose visibility and ttl_seconds.")
-        return {}
-    return {"visibility": body.get("visibility", "private"), "ttl_seconds": body.get("ttl_seconds")}
 
 
 def take_anonymous_generation(ctx, ip):
@@ -183,47 +108,23 @@ def anonymous_project_id():
     return project.id
 
 
-def generate_and_host(
-    ctx,
-    *,
-    generator_id,
-    prompt,
-    n=1,
-    aspect_ratio="1:1",
-    seed=None,
-    auto_enhance=False,
-    template="general",
-    project_id,
-    visibility,
-    ttl_seconds=None,
-    client_ip=None,
-):
-    """Generate `n` images and host each output for the project; GenerationFailed if the provider fails."""
-    generator = ctx.generators.get(generator_id)
-    params = check_parameters(
-        generator, prompt=prompt, n=n, aspect_ratio=aspect_ratio, seed=seed, auto_enhance=auto_enhance, template=template
-    )
-    placement = Placement(
-        visibility=parse_visibility(visibility), ttl_seconds=None if ttl_seconds is None else parse_ttl(ttl_seconds)
-    )
+def generate_and_host(ctx, request, *, project_id, placement, client_ip=None):
+    """Generate what a GenerationRequest asks for and host each output with `placement`; GenerationFailed if the provider fails."""
+    generator = request.generator
     check_room(project_id, images=1)
     started = time.monotonic()
-    enhanced = (
-        enhance_prompt(params["prompt"], params["template"], True, chat=ctx.generators.enhancer)
-        if params["auto_enhance"]
-        else None
-    )
+    enhanced = enhance_checked(request.prompt, request.template, chat=ctx.generators.enhancer) if request.auto_enhance else None
     row = {
         "id": new_id("gen"),
         "project": project_id,
         "generator": generator.id,
-        "prompt": params["prompt"],
+        "prompt": request.prompt,
         "enhanced_prompt": enhanced,
         "client_ip": client_ip,
     }
-    request_params = {key: params[key] for key in ("n", "aspect_ratio", "seed", "auto_enhance", "template")}
+    request_params = request.params()
     try:
-        outputs = generator.generate(enhanced or params["prompt"], params["n"], params["aspect_ratio"], params["seed"])
+        outputs = generator.generate(enhanced or request.prompt, request.n, request.aspect_ratio, request.seed)
     except GenerationFailed as exc:
         Generation.create(
             **row,
@@ -237,7 +138,7 @@ def generate_and_host(
     payloads = _collect_bytes(ctx, outputs)
     # Validated before the transaction, so no row lock waits on decoding.
     candidates = [
-        _validated_output(ctx, placement, params["prompt"], row["id"], index, data, reason)
+        _validated_output(ctx, placement, request.prompt, row["id"], index, data, reason)
         for index, (data, reason) in enumerate(payloads)
     ]
     generation, hosted, refusals, over_quota = _host_outputs(
@@ -363,26 +264,3 @@ def _placement_for(placement, prompt, generation_id, index, data):
     ext = f".{'jpg' if fmt == 'JPEG' else fmt.lower()}" if fmt else ""
     filename = f"{stem}-{generation_id.removeprefix('gen_')[:8]}-{index + 1}{ext}"
     return Placement(visibility=placement.visibility, ttl_seconds=placement.ttl_seconds, filename=filename)
-
-
-def hosted_record(settings, image):
-    """The `hosted_images[i]` entry of an image."""
-    return {
-        "id": image.id,
-        "url": image_url(settings, image),
-        "visibility": image.visibility,
-        "expires_at": iso(image.expires_at),
-    }
-
-
-def generation_response(settings, result):
-    """The `/v1` JSON answer of a generation."""
-    generation = result.generation
-    return {
-        "generation_id": generation.id,
-        "generator": generation.generator,
-        "prompt": generation.prompt,
-        "enhanced_prompt": generation.enhanced_prompt,
-        "image_urls": result.image_urls,
-        "hosted_images": [hosted_record(settings, image) if image is not None else None for image in result.hosted],
-    }

@@ -1,25 +1,13 @@
-"""The `/v1/image-generators` API: thin over goodeye.generation.service."""
+"""The `/v1/image-generators` API: requests read by goodeye.generation.requests, work done by goodeye.generation.service."""
 
 from flask import Blueprint, jsonify
 
 from goodeye.context import current_context
-from goodeye.generation import service
+from goodeye.generation import records, requests, service
 from goodeye.http import client_ip, json_body
 from goodeye.identity.auth import optional_project_id
 
 bp = Blueprint("generation", __name__)
-
-# The JSON types of the body's fields, as goodeye/openapi.yaml declares them.
-GENERATE_JSON_TYPES = {
-    "prompt": ("string",),
-    "n": ("integer",),
-    "aspect_ratio": ("string",),
-    "seed": ("integer", "null"),
-    "auto_enhance": ("boolean",),
-    "template": ("string",),
-    "visibility": ("string",),
-    "ttl_seconds": ("integer", "null"),
-}
 
 
 @bp.get("/v1/image-generators")
@@ -32,23 +20,16 @@ def list_generators():
 def generate(generator_id):
     ctx = current_context()
     project_id = optional_project_id()
-    ctx.generators.get(generator_id)  # an unknown generator is a 404 whatever the body
-    body = json_body(GENERATE_JSON_TYPES)
-    params = service.parse_request(ctx, generator_id, body)
-    hosting = service.hosting_from(body, anonymous=project_id is None)
+    generator = ctx.generators.get(generator_id)  # an unknown generator is a 404 whatever the body
+    body = json_body(requests.GENERATE_JSON_TYPES)
+    generation = requests.body_request(generator, body)
+    placement = requests.body_hosting(body, anonymous=project_id is None)
     ip = client_ip()
     if project_id is None:
         service.take_anonymous_generation(ctx, ip)
-        result = service.generate_and_host(
-            ctx,
-            **params,
-            project_id=service.anonymous_project_id(),
-            visibility="public",
-            ttl_seconds=ctx.settings.anonymous_ttl_seconds,
-            client_ip=ip,
-        )
-    else:
-        result = service.generate_and_host(ctx, **params, **hosting, project_id=project_id, client_ip=ip)
-    response = jsonify(service.generation_response(ctx.settings, result))
+        project_id = service.anonymous_project_id()
+        placement = requests.hosting("public", ctx.settings.anonymous_ttl_seconds)
+    result = service.generate_and_host(ctx, generation, project_id=project_id, placement=placement, client_ip=ip)
+    response = jsonify(records.generation_response(ctx.settings, result))
     response.status_code = 201
     return response

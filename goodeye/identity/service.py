@@ -9,7 +9,7 @@ from peewee import IntegrityError
 from goodeye.db import database, fetch_one
 from goodeye.errors import Conflict, InvalidApiKey, InvalidRequest, NotFound
 from goodeye.ids import base62, new_id
-from goodeye.models import ApiKey, Org, Project, iso, utcnow
+from goodeye.models import ApiKey, Org, Project, utcnow
 
 KEY_PREFIX = "good_live_"
 KEY_PATTERN = re.compile(r"^good_live_[A-Za-z0-9]{32,128}\Z")
@@ -67,7 +67,7 @@ def create_project(path, allow_new_live_scopes=True):
     return project, False
 
 
-def get_project(path):
+def get_project_by_path(path):
     """The project at `org/project`, or NotFound."""
     org_slug, project_slug = split_project_path(path)
     project = (
@@ -116,17 +116,6 @@ def revoke_key(key_id):
         key.revoked_at = utcnow()
         key.save()
     return key
-
-
-def key_record(key):
-    """The JSON shape of a key (never the secret)."""
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "created_at": iso(key.created_at),
-        "revoked_at": iso(key.revoked_at),
-    }
 
 
 def key_digest(key):

@@ -1,8 +1,5 @@
 """Image records: create, list, get, update, delete (README "The image API")."""
 
-import base64
-import binascii
-import io
 import json
 import os
 import re
@@ -13,28 +10,22 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from peewee import IntegrityError
-from werkzeug.datastructures import MultiDict
 
 from goodeye import metrics
 from goodeye.db import database, for_update, retry_on_deadlock
-from goodeye.errors import ImageNotFound, ImageTooLarge, InvalidRequest, QuotaExceeded
+from goodeye.errors import ImageNotFound, InvalidRequest, QuotaExceeded
 from goodeye.ids import base62, new_id
 from goodeye.images.blobs import acquire_blob, reclaim_if_unreferenced, reclaim_later, release_blobs
 from goodeye.images.metadata import strip_metadata
 from goodeye.images.validation import validate_image
-from goodeye.models import Image, Project, iso, utcnow
-from goodeye.parsing import whole_number
+from goodeye.models import Image, Project, utcnow
 from goodeye.projects.quota import check_room, release_usage, take_usage
 from goodeye.serving import signing
 from goodeye.similar.bands import phash_columns
 from goodeye.similar.blocklist import check_not_blocked
-from goodeye.variants.params import parse_variant_params
 
 VISIBILITIES = ("private", "public")
 SOURCES = ("upload", "generated")
-ALIAS_PATTERN = re.compile(r"^@?([a-z0-9][a-z0-9_-]{0,63})\Z")
-# Ten years: long enough for any real expiry, short enough for every datetime type.
-MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_LIST_LIMIT = 100
 # How long replaced bytes outlive their last reference, for requests decided just before.
@@ -61,83 +52,12 @@ class Placement:
     strip_metadata: bool = False
 
 
-def parse_visibility(value):
-    """'public' or 'private', else InvalidRequest."""
-    if value not in VISIBILITIES:
-        raise InvalidRequest("visibility must be 'public' or 'private'.")
-    return value
-
-
-def parse_ttl(value):
-    """A positive whole number of seconds, else InvalidRequest."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRequest("ttl_seconds must be a positive whole number of seconds.")
-    if value > MAX_TTL_SECONDS:
-        raise InvalidRequest(f"ttl_seconds may be at most {MAX_TTL_SECONDS}.")
-    return value
-
-
-def parse_flag(value, name):
-    """A boolean, else InvalidRequest."""
-    if not isinstance(value, bool):
-        raise InvalidRequest(f"{name} must be true or false.")
-    return value
-
-
-def parse_alias(value):
-    """An alias as stored (without '@'), or None to clear; else InvalidRequest."""
-    if value is None:
-        return None
-    match = ALIAS_PATTERN.match(value) if isinstance(value, str) else None
-    if not match:
-        raise InvalidRequest("alias must be '@' followed by 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit.")
-    return match.group(1)
-
-
 def clean_filename(value, ext):
     """A safe, readable filename: the base name with unsafe characters replaced; generated when empty."""
     if value is not None and not isinstance(value, str):
         raise InvalidRequest("filename must be a string.")
     name = FILENAME_UNSAFE.sub("-", os.path.basename((value or "").replace("\\", "/"))).strip(".-")[:200]
     return name or f"image-{base62(10)}.{ext}"
-
-
-def placement_from(fields):
-    """Validate the typed placement fields of an upload (the JSON body, or the form as the view typed it)."""
-    ttl = fields.get("ttl_seconds")
-    permanent = fields.get("permanent")
-    if permanent is not None and not parse_flag(permanent, "permanent"):
-        raise InvalidRequest("permanent only takes true (an image without ttl_seconds has no expiry).")
-    if permanent is not None and ttl is not None:
-        raise InvalidRequest("ttl_seconds and permanent cannot be used together.")
-    return Placement(
-        visibility=parse_visibility(fields.get("visibility", "private")),
-        ttl_seconds=None if ttl is None else parse_ttl(ttl),
-        filename=fields.get("filename"),
-        alias=parse_alias(fields.get("alias")),
-        strip_metadata=parse_flag(fields.get("strip_metadata", False), "strip_metadata"),
-    )
-
-
-def read_upload(stream, max_bytes):
-    """The bytes of an uploaded file, or ImageTooLarge naming its whole size (read no further than the limit)."""
-    data = stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        size = stream.seek(0, io.SEEK_END)
-        raise ImageTooLarge(f"The image is {size} bytes; the limit is {max_bytes} bytes.")
-    return data
-
-
-def decode_base64_image(data, max_bytes):
-    """The bytes of a base64 `data` field, checking its size before decoding."""
-    if not isinstance(data, str) or not data:
-        raise InvalidRequest("data must be a non-empty base64 string.")
-    if len(data) > (max_bytes + 2) // 3 * 4 + 4:
-        raise ImageTooLarge(f"The image is larger than the limit of {max_bytes} bytes.")
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("data is not valid base64.") from None
 
 
 def validated_bytes(ctx, data, strip):
@@ -268,75 +188,33 @@ def get_image(project_id, image_id, *, lock=False):
     return image
 
 
-def encode_cursor(pk):
-    """An opaque cursor for the page after the image with this pk."""
-    return base64.urlsafe_b64encode(f"v1:{pk}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor):
-    """The pk a cursor points after, else InvalidRequest."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, text = raw.partition(":")
-        pk = whole_number(text)
-        if version != "v1" or pk is None:
-            raise ValueError
-        return pk
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidRequest("cursor is not valid; pass next_cursor from a previous page.") from None
-
-
-def list_images(project_id, *, source=None, visibility=None, limit=20, cursor=None):
-    """A page of the project's unexpired images, newest first: (images, next_cursor)."""
-    if source is not None and source not in SOURCES:
-        raise InvalidRequest("source must be 'upload' or 'generated'.")
-    if visibility is not None:
-        parse_visibility(visibility)
-    if isinstance(limit, str):
-        limit = whole_number(limit) or 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
-    query = _live(Image.select().where(Image.project == project_id), utcnow())
-    if source:
-        query = query.where(Image.source == source)
-    if visibility:
-        query = query.where(Image.visibility == visibility)
-    if cursor:
-        query = query.where(Image.pk < decode_cursor(cursor))
+def list_images(project_id, query):
+    """A page of the project's unexpired images, newest first, as an ImageListQuery asks: (images, pk of the last or None)."""
+    rows = _live(Image.select().where(Image.project == project_id), utcnow())
+    if query.source:
+        rows = rows.where(Image.source == query.source)
+    if query.visibility:
+        rows = rows.where(Image.visibility == query.visibility)
+    if query.after_pk is not None:
+        rows = rows.where(Image.pk < query.after_pk)
     # Keyset pagination on the auto-increment key: images added while a
     # client pages through land before its first page, never inside it.
-    rows = list(query.order_by(Image.pk.desc()).limit(limit + 1))
-    next_cursor = encode_cursor(rows[limit - 1].pk) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    limit = query.limit
+    rows = list(rows.order_by(Image.pk.desc()).limit(limit + 1))
+    return rows[:limit], rows[limit - 1].pk if len(rows) > limit else None
 
 
 def update_image(ctx, project_id, image_id, changes):
-    """Apply a PATCH body: visibility, ttl_seconds (int or null), permanent, alias, filename."""
-    if not isinstance(changes, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    unknown = set(changes) - {"visibility", "ttl_seconds", "permanent", "alias", "filename"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    permanent = "permanent" in changes
-    if permanent and changes["permanent"] is not True:
-        raise InvalidRequest("permanent only takes true (to clear the expiry).")
-    if permanent and "ttl_seconds" in changes:
-        raise InvalidRequest("ttl_seconds and permanent cannot be used together.")
+    """Apply an ImageChanges (visibility, expiry, alias, filename) to the project's image."""
     updates = {}
-    if "visibility" in changes:
-        updates["visibility"] = parse_visibility(changes["visibility"])
+    if changes.visibility is not None:
+        updates["visibility"] = changes.visibility
     now = utcnow()
-    if "ttl_seconds" in changes:
-        ttl = changes["ttl_seconds"]
-        updates["expires_at"] = None if ttl is None else now + timedelta(seconds=parse_ttl(ttl))
-    if permanent:
-        updates["expires_at"] = None
-    if "filename" in changes:
-        if not isinstance(changes["filename"], str) or not changes["filename"].strip():
-            raise InvalidRequest("filename must be a non-empty string.")
-        updates["filename"] = changes["filename"]
-    alias = parse_alias(changes["alias"]) if "alias" in changes else None
-    image = _apply_update(project_id, image_id, updates, "alias" in changes, alias, now)
+    if changes.change_expiry:
+        updates["expires_at"] = None if changes.ttl_seconds is None else now + timedelta(seconds=changes.ttl_seconds)
+    if changes.filename is not None:
+        updates["filename"] = changes.filename
+    image = _apply_update(project_id, image_id, updates, changes.change_alias, changes.alias, now)
     sync_link(ctx, image)
     return image
 
@@ -517,11 +395,8 @@ def image_url(settings, image):
     return f"{settings.base_url}/v1/i/{image.token}.{image.ext}"
 
 
-def sign_image_url(ctx, project_id, image_id, body):
-    """A signed serving URL of the project's image (or a variant of it): {"url", "expires_at"}."""
-    expires_in, variant = signing.parse_sign_request(body)
-    # The serving URL's own rules for variant values (sizes, fit with both sides, formats).
-    parse_variant_params(MultiDict(variant), ctx.settings.variant_sizes)
+def sign_image_url(ctx, project_id, image_id, expires_in, variant):
+    """A signed serving URL of the project's image (or a variant of it) for `expires_in` seconds: (url, expires_at)."""
     image = get_image(project_id, image_id)
     expires = int(time.time()) + expires_in
     signature = signing.compute_signature(signing.project_secret(project_id), image.token, variant, str(expires))
@@ -529,26 +404,4 @@ def sign_image_url(ctx, project_id, image_id, body):
         # What nginx serves a kept decision of this URL from (goodeye/serving/links.py).
         ctx.links.add(image.token, image.sha256, image.expires_at, signed=True)
     query = urlencode([*variant, ("expires", expires), ("signature", signature)])
-    return {"url": f"{image_url(ctx.settings, image)}?{query}", "expires_at": iso(datetime.fromtimestamp(expires, timezone.utc))}
-
-
-def image_record(settings, image):
-    """The `/v1` JSON record of an image."""
-    return {
-        "id": image.id,
-        "token": image.token,
-        "url": image_url(settings, image),
-        "visibility": image.visibility,
-        "source": image.source,
-        "content_type": image.content_type,
-        "size_bytes": image.size_bytes,
-        "width": image.width,
-        "height": image.height,
-        "sha256": image.sha256,
-        "filename": image.filename,
-        "alias": f"@{image.alias}" if image.alias else None,
-        "expires_at": iso(image.expires_at),
-        "created_at": iso(image.created_at),
-        "updated_at": iso(image.updated_at),
-        "generation": json.loads(image.generation_params) if image.generation_params else None,
-    }
+    return f"{image_url(ctx.settings, image)}?{query}", datetime.fromtimestamp(expires, timezone.utc)

@@ -1,1 +1,1 @@
-"""Live URLs, the project CDN and scopes (README "Live URLs and the CDN")."""
+"""Live URLs and scopes (README "Live URLs and the CDN"); the CDN they share paths with is goodeye/cdn/."""

@@ -13,7 +13,8 @@ import json
 from peewee import IntegrityError
 
 from goodeye.db import database, for_update, retry_on_deadlock
-from goodeye.errors import Conflict, ImageNotFound, InvalidRequest, NotFound
+from goodeye.errors import Conflict, ImageNotFound, NotFound
+from goodeye.generation.requests import generation_request
 from goodeye.ids import new_id
 from goodeye.images.service import (
     leave_live_scope,
@@ -23,62 +24,12 @@ from goodeye.images.service import (
     sync_link,
 )
 from goodeye.live.service import check_scope_slug, generate_live_image
-from goodeye.models import Image, LiveCacheEntry, LiveScope, iso
-from goodeye.parsing import whole_number
-
-MAX_LIST_LIMIT = 100
-MAX_META_BYTES = 16 * 1024
-MAX_GENERATIONS_LIMIT = 2**31 - 1
-SETTINGS_FIELDS = ("allowNewGenerations", "newGenerationsLimit", "meta")
-
-
-def scope_record(scope):
-    """The JSON shape of a scope."""
-    return {
-        "id": scope.id,
-        "projectId": str(scope.project_id),
-        "slug": scope.slug,
-        "allowNewGenerations": scope.allow_new_generations,
-        "newGenerationsLimit": scope.new_generations_limit,
-        "currentGenerations": scope.current_generations,
-        "lastGeneratedAt": iso(scope.last_generated_at),
-        "meta": json.loads(scope.meta or "{}"),
-        "createdAt": iso(scope.created_at),
-    }
-
-
-def _settings_from(body):
-    """The model fields a create or update body sets, validated."""
-    unknown = set(body) - set(SETTINGS_FIELDS) - {"slug"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    fields = {}
-    if "allowNewGenerations" in body:
-        if not isinstance(body["allowNewGenerations"], bool):
-            raise InvalidRequest("allowNewGenerations must be true or false.")
-        fields["allow_new_generations"] = body["allowNewGenerations"]
-    if "newGenerationsLimit" in body:
-        value = body["newGenerationsLimit"]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GENERATIONS_LIMIT:
-            raise InvalidRequest(f"newGenerationsLimit must be an integer from 0 to {MAX_GENERATIONS_LIMIT}.")
-        fields["new_generations_limit"] = value
-    if "meta" in body:
-        if not isinstance(body["meta"], dict):
-            raise InvalidRequest("meta must be a JSON object.")
-        meta = json.dumps(body["meta"])
-        if len(meta.encode("utf-8")) > MAX_META_BYTES:
-            raise InvalidRequest(f"meta may be at most {MAX_META_BYTES} bytes of JSON.")
-        fields["meta"] = meta
-    return fields
+from goodeye.models import Image, LiveCacheEntry, LiveScope
 
 
 @retry_on_deadlock
-def create_scope(project_id, body):
-    """Create a scope from `{slug, allowNewGenerations?, newGenerationsLimit?, meta?}`; 409 if the slug is taken."""
-    if "slug" not in body:
-        raise InvalidRequest("slug is required.")
-    slug = check_scope_slug(body["slug"])
-    fields = {"meta": "{}", **_settings_from(body)}
+def create_scope(project_id, slug, fields):
+    """Create a scope with a checked slug and model fields; 409 if the slug is taken."""
     try:
         with database.atomic():
             return LiveScope.create(id=new_id("scope"), project=project_id, slug=slug, **fields)
@@ -86,24 +37,13 @@ def create_scope(project_id, body):
         raise Conflict(f"Scope {slug!r} already exists.", code="SCOPE_ALREADY_EXISTS") from None
 
 
-def _page_number(value, name, low, high):
-    if isinstance(value, str):
-        value = whole_number(value)
-    if not isinstance(value, int) or not low <= value <= high:
-        raise InvalidRequest(f"{name} must be an integer from {low} to {high}.")
-    return value
-
-
-def list_scopes(project_id, *, slug=None, limit="20", offset="0"):
-    """A page of the project's scopes, oldest first: (rows, pagination)."""
-    limit = _page_number(limit, "limit", 1, MAX_LIST_LIMIT)
-    offset = _page_number(offset, "offset", 0, 2**31 - 1)
+def list_scopes(project_id, page):
+    """A ScopePage of the project's scopes, oldest first: (rows, total)."""
     query = LiveScope.select().where(LiveScope.project == project_id)
-    if slug is not None:
-        query = query.where(LiveScope.slug == slug)
+    if page.slug is not None:
+        query = query.where(LiveScope.slug == page.slug)
     total = query.count()
-    rows = list(query.order_by(LiveScope.created_at, LiveScope.id).limit(limit).offset(offset))
-    return rows, {"limit": limit, "offset": offset, "total": total, "hasMore": offset + len(rows) < total}
+    return list(query.order_by(LiveScope.created_at, LiveScope.id).limit(page.limit).offset(page.offset)), total
 
 
 def get_scope(project_id, slug):
@@ -116,11 +56,8 @@ def get_scope(project_id, slug):
 
 
 @retry_on_deadlock
-def update_scope(project_id, slug, body):
-    """Apply `{allowNewGenerations?, newGenerationsLimit?, meta?}`; fields left out keep their values."""
-    if "slug" in body:
-        raise InvalidRequest("A scope's slug cannot be changed.")
-    fields = _settings_from(body)
+def update_scope(project_id, slug, fields):
+    """Set a scope's model fields; those left out keep their values."""
     with database.atomic():
         scope = get_scope(project_id, slug)
         if fields:
@@ -157,11 +94,8 @@ def _delete_scope_rows(project_id, slug):
         return removal, kept
 
 
-def regenerate(ctx, project_id, slug, body):
-    """Regenerate one image (`imageId`) or every image of the scope in place; the ids regenerated."""
-    unknown = set(body) - {"imageId"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+def regenerate(ctx, project_id, slug, image_id=None):
+    """Regenerate one image (`image_id`) or every image of the scope in place; the ids regenerated."""
     scope = get_scope(project_id, slug)
     query = (
         LiveCacheEntry.select(LiveCacheEntry.params, Image.id, Image.pk, Image.sha256)
@@ -169,24 +103,32 @@ def regenerate(ctx, project_id, slug, body):
         .where((LiveCacheEntry.scope == scope.id) & (Image.live_scope_id == scope.id))
         .order_by(LiveCacheEntry.pk)
     )
-    if "imageId" in body:
-        image_id = body["imageId"]
-        if not isinstance(image_id, str):
-            raise InvalidRequest("imageId must be a string.")
+    if image_id is not None:
         query = query.where(Image.id == image_id)
     entries = list(query.tuples())
-    if "imageId" in body and not entries:
-        raise ImageNotFound(f"No image {body['imageId']!r} in scope {slug!r}.")
+    if image_id is not None and not entries:
+        raise ImageNotFound(f"No image {image_id!r} in scope {slug!r}.")
     done = []
-    for params, image_id, image_pk, _sha256 in entries:
-        if _regenerate_image(ctx, project_id, json.loads(params), image_pk):
-            done.append(image_id)
+    for params, entry_image_id, image_pk, _sha256 in entries:
+        if _regenerate_image(ctx, project_id, stored_generation(ctx.generators, json.loads(params)), image_pk):
+            done.append(entry_image_id)
     return done
 
 
-def _regenerate_image(ctx, project_id, params, image_pk):
+def stored_generation(generators, params):
+    """The GenerationRequest of a cache entry's kept parameters, checked as a request's are."""
+    return generation_request(
+        generators.get(params["generator"]),
+        prompt=params["prompt"],
+        aspect_ratio=params["aspect_ratio"],
+        auto_enhance=params["auto_enhance"],
+        template=params["template"],
+    )
+
+
+def _regenerate_image(ctx, project_id, request, image_pk):
     """Point one image at freshly generated bytes; False when the image went away meanwhile."""
-    generation, fresh = generate_live_image(ctx, params, project_id, None)
+    generation, fresh = generate_live_image(ctx, request, project_id, None)
     try:
         removal = _swap_in(image_pk, fresh, generation.id)
     except ImageNotFound:

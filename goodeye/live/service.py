@@ -1,4 +1,4 @@
-"""Live URLs and the CDN (README "Live URLs and the CDN"): images by filename or @alias, and images made on first request.
+"""Live URLs (README "Live URLs and the CDN"): images made on first request, cached by their query.
 
 A live URL's HIT never generates and touches no limit: one indexed query for the
 project, one for the cache entry joined to its image, then nginx streams the
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from peewee import JOIN, IntegrityError
+from peewee import IntegrityError
 
 from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
 from goodeye.errors import (
@@ -39,24 +39,19 @@ from goodeye.errors import (
     ImageBlocked,
     ImageNotFound,
     InvalidRequest,
-    NotFound,
     QuotaExceeded,
     RateLimited,
     ServiceUnavailable,
 )
-from goodeye.generation.base import ASPECT_RATIOS
-from goodeye.generation.enhance import check_template, normalise
-from goodeye.generation.service import MAX_PROMPT_CHARS, generate_and_host
+from goodeye.generation.requests import GenerationRequest
+from goodeye.generation.service import generate_and_host
 from goodeye.ids import new_id
-from goodeye.images.service import ALIAS_PATTERN, image_url, remove_images, update_image_rows
-from goodeye.models import Image, LiveCacheEntry, LiveScope, Org, Project, PromptUrlCache, iso, utcnow
-from goodeye.parsing import flag
+from goodeye.images.service import Placement, remove_images, update_image_rows
+from goodeye.models import Image, LiveCacheEntry, LiveScope, Project, PromptUrlCache, utcnow
 from goodeye.projects.quota import check_room
 from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 
 SCOPE_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
-# The seed's one year; bounded by an image's TTL when it has one (README: the trade-off).
-CDN_MAX_AGE = 31536000
 LIVE_GENERATOR = "builtin"
 LIVE_LIMIT_NAMESPACE = "live"
 POLL_SECONDS = 0.1
@@ -88,6 +83,16 @@ class LiveRequest:
             "template": self.template,
         }
 
+    def generation(self, generators):
+        """The GenerationRequest of this live query: its one public image from the live generator."""
+        return GenerationRequest(
+            generator=generators.get(LIVE_GENERATOR),
+            prompt=self.prompt,
+            aspect_ratio=self.aspect_ratio,
+            auto_enhance=self.auto_enhance,
+            template=self.template,
+        )
+
 
 @dataclass
 class LiveOutcome:
@@ -104,85 +109,6 @@ def check_scope_slug(slug):
     if not isinstance(slug, str) or not SCOPE_SLUG.match(slug):
         raise InvalidRequest("Scope slugs are 1-64 of A-Z, a-z, 0-9, '_' and '-'.", code="SCOPE_INVALID_FORMAT")
     return slug
-
-
-def check_prompt(prompt):
-    """A whitespace-normalised, non-empty prompt within the length limit, else VALIDATION_ERROR."""
-    if not isinstance(prompt, str) or not normalise(prompt):
-        raise InvalidRequest("prompt is required.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InvalidRequest(f"prompt may be at most {MAX_PROMPT_CHARS} characters.")
-    return normalise(prompt)
-
-
-def parse_live_query(args):
-    """A LiveRequest from the query string (prompt, aspectRatio, autoEnhance, template)."""
-    aspect_ratio = args.get("aspectRatio", "1:1")
-    if aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidRequest(f"aspectRatio must be one of {', '.join(ASPECT_RATIOS)}.")
-    auto_enhance = flag(args.get("autoEnhance", "true"))
-    if auto_enhance is None:
-        raise InvalidRequest("autoEnhance must be true or false.")
-    return LiveRequest(
-        prompt=check_prompt(args.get("prompt")),
-        aspect_ratio=aspect_ratio,
-        auto_enhance=auto_enhance,
-        template=check_template(args.get("template", "general")),
-    )
-
-
-def resolve_project(org_slug, project_slug):
-    """(project id, allow_new_live_scopes) of org/project, else ORG_NOT_FOUND / PROJECT_NOT_FOUND."""
-    row = fetch_one(
-        "project",
-        lambda: Org.select(Org.id, Project.id, Project.allow_new_live_scopes)
-        .join(Project, join_type=JOIN.LEFT_OUTER, on=((Project.org == Org.id) & (Project.slug == "__project__")))
-        .where(Org.slug == "__org__"),
-        project_slug,
-        org_slug,
-    )
-    if row is None:
-        raise NotFound(f"No organization {org_slug!r}.", code="ORG_NOT_FOUND")
-    if row[1] is None:
-        raise NotFound(f"No project {project_slug!r} in {org_slug!r}.", code="PROJECT_NOT_FOUND")
-    return row[1], bool(row[2])
-
-
-def cdn_cache_control(image, now=None):
-    """`public, max-age=31536000`, bounded by the image's remaining TTL."""
-    max_age = CDN_MAX_AGE
-    if image.expires_at is not None:
-        max_age = max(0, min(max_age, int((image.expires_at - (now or utcnow())).total_seconds())))
-    return f"public, max-age={max_age}"
-
-
-def find_cdn_image(org_slug, project_slug, name):
-    """The public, unexpired image of org/project with that filename or @alias, else a 404 code."""
-    if name.startswith("@"):
-        match = ALIAS_PATTERN.match(name)
-        column, value = Image.alias, match.group(1) if match else None
-    else:
-        column, value = Image.filename, name
-    row = None
-    if value is not None:
-        row = fetch_one(
-            f"cdn-{column.name}",
-            lambda: Image.select(*SERVABLE_COLUMNS)
-            .join(Project)
-            .join(Org)
-            .where((Org.slug == "__org__") & (Project.slug == "__project__") & (column == "__value__")),
-            org_slug,
-            project_slug,
-            value,
-        )
-    if row is None:
-        # Only a miss pays for telling an unknown org or project from an unknown image.
-        resolve_project(org_slug, project_slug)
-        raise ImageNotFound()
-    image = ServableImage.from_row(row)
-    if image.visibility != "public" or image.expired():
-        raise ImageNotFound()
-    return image
 
 
 def find_cached(cache_key):
@@ -291,21 +217,9 @@ def _drop_stale_claim(settings, model, key_filter):
     model.delete().where(key_filter & model.image.is_null() & (model.claimed_at < utcnow() - stale_claim_age(settings))).execute()
 
 
-def generate_live_image(ctx, params, project_id, ip):
-    """Generate one public image without expiry from cache-entry params: (generation row, image)."""
-    result = generate_and_host(
-        ctx,
-        generator_id=params["generator"],
-        prompt=params["prompt"],
-        n=1,
-        aspect_ratio=params["aspect_ratio"],
-        seed=None,
-        auto_enhance=params["auto_enhance"],
-        template=params["template"],
-        project_id=project_id,
-        visibility="public",
-        client_ip=ip,
-    )
+def generate_live_image(ctx, request, project_id, ip):
+    """Generate the one public image without expiry of a GenerationRequest: (generation row, image)."""
+    result = generate_and_host(ctx, request, project_id=project_id, placement=Placement(visibility="public"), client_ip=ip)
     image = result.hosted[0]
     if isinstance(result.refusals[0], ImageBlocked):
         raise result.refusals[0]
@@ -401,7 +315,7 @@ def _generate_for_claim(ctx, project_id, scope, live, ip, entry_pk, ip_state):
     try:
         if ip_state is None:
             state = _ip_limit(ctx, project_id, ip, take=True)
-        generation, image = generate_live_image(ctx, live.params(), project_id, ip)
+        generation, image = generate_live_image(ctx, live.generation(ctx.generators), project_id, ip)
         _link_generated(entry_pk, scope.id, generation.id, image.pk)
     except BaseException:
         give_back_budget(scope.id)
@@ -456,8 +370,7 @@ def _prompt_hit(ctx, project_id, digest):
 
 
 def prompt_image(ctx, project_id, prompt, ip):
-    """The project's image for a prompt, generated once (public, no expiry): (cache row, 'HIT' or 'MISS')."""
-    prompt = check_prompt(prompt)
+    """The project's image for a checked prompt, generated once (public, no expiry): (cache row, 'HIT' or 'MISS')."""
     digest = prompt_hash(prompt)
     key_filter = (PromptUrlCache.project == project_id) & (PromptUrlCache.prompt_hash == digest)
     deadline = time.monotonic() + _wait_seconds(ctx.settings)
@@ -474,7 +387,7 @@ def prompt_image(ctx, project_id, prompt, ip):
         time.sleep(POLL_SECONDS)
     image = None
     try:
-        _generation, image = generate_live_image(ctx, LiveRequest(prompt).params(), project_id, ip)
+        _generation, image = generate_live_image(ctx, LiveRequest(prompt).generation(ctx.generators), project_id, ip)
         linked = (
             PromptUrlCache.update(image=image.pk, last_accessed_at=utcnow())
             .where((PromptUrlCache.pk == pk) & PromptUrlCache.image.is_null())
@@ -488,14 +401,3 @@ def prompt_image(ctx, project_id, prompt, ip):
             remove_images(ctx, [image])
         raise
     return PromptUrlCache.select(PromptUrlCache, Image).join(Image).where(PromptUrlCache.pk == pk).first(), "MISS"
-
-
-def prompt_record(settings, prompt, row):
-    """The `data` of a `GET /api/v1/live` answer."""
-    return {
-        "imageId": row.image.id,
-        "url": image_url(settings, row.image),
-        "prompt": prompt,
-        "hitCount": row.hit_count,
-        "lastAccessedAt": iso(row.last_accessed_at),
-    }

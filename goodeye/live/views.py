@@ -1,38 +1,19 @@
-"""`/cdn/{org}/{project}/img/...`, `/cdn/{org}/{project}/live/{scope}`, `/api/v1/live` and `/api/v1/live/scopes`."""
+"""`/cdn/{org}/{project}/live/{scope}`, `/api/v1/live` and `/api/v1/live/scopes`."""
 
 from flask import Blueprint, jsonify, request
 
 from goodeye import metrics
+from goodeye.cdn import service as cdn
 from goodeye.context import current_context
 from goodeye.errors import GoodeyeError
 from goodeye.http import client_ip, json_body
 from goodeye.identity.auth import optional_project_id, required_project_id
-from goodeye.live import scopes, service
+from goodeye.live import records, requests, scopes, service
 from goodeye.serving import decide
 from goodeye.serving.respond import blob_response
 from goodeye.variants.serving import as_variant, decision, requested_variant, vary_headers
 
 bp = Blueprint("live", __name__)
-
-# The JSON types of the bodies' fields, as goodeye/openapi.yaml declares them. A slug of
-# any other type is refused by the slug check itself, as SCOPE_INVALID_FORMAT.
-SCOPE_JSON_TYPES = {
-    "allowNewGenerations": ("boolean",),
-    "newGenerationsLimit": ("integer",),
-    "meta": ("object",),
-}
-REGENERATE_JSON_TYPES = {"imageId": ("string",)}
-
-
-@bp.get("/cdn/<org>/<project>/img/<path:name>")
-def cdn_image(org, project, name):
-    ctx = current_context()
-    project_id = optional_project_id()  # public by design, but a key that is sent must be a valid one
-    image = service.find_cdn_image(org, project, name)
-    spec = requested_variant(ctx)
-    image = as_variant(ctx, image, spec, anonymous=project_id is None)
-    return blob_response(ctx, image, service.cdn_cache_control(image), extra_headers=vary_headers(spec))
-
 
 @bp.get("/cdn/<org>/<project>/live/<scope>")
 def cdn_live(org, project, scope):
@@ -41,8 +22,8 @@ def cdn_live(org, project, scope):
     # Before anything is generated: a bad variant parameter leaves nothing behind.
     spec = requested_variant(ctx)
     service.check_scope_slug(scope)
-    live = service.parse_live_query(request.args)
-    project_id, allow_new_scopes = service.resolve_project(org, project)
+    live = requests.live_query(request.args)
+    project_id, allow_new_scopes = cdn.resolve_project(org, project)
     image = service.find_cached(live.cache_key(project_id, scope))
     if image is None:
         outcome = service.serve_live(ctx, project_id, allow_new_scopes, scope, live, client_ip())
@@ -54,23 +35,8 @@ def cdn_live(org, project, scope):
         metrics.count_live("HIT")
     image = as_variant(ctx, image, spec, anonymous=caller is None)
     return blob_response(
-        ctx, image, service.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec)
+        ctx, image, cdn.cdn_cache_control(image), cache_status="HIT", scope=scope, extra_headers=vary_headers(spec)
     )
-
-
-@bp.get("/_goodeye/decide/img/<org>/<project>/<path:name>")
-def decide_cdn_image(org, project, name):
-    """nginx's reusable decision for /cdn/{org}/{project}/img/{name}."""
-    ctx = current_context()
-    try:
-        image = service.find_cdn_image(org, project, name)
-    except GoodeyeError:
-        # Not kept: an upload or an alias move may make the name resolve any moment.
-        return decide.pass_to_app()
-    # An alias moves between images: its decision is never kept. A filename names
-    # one image for life (a new image with a freed name has a new link).
-    keep = not name.startswith("@")
-    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=keep)
 
 
 @bp.get("/_goodeye/decide/live/<org>/<project>/<scope>")
@@ -79,14 +45,14 @@ def decide_cdn_live(org, project, scope):
     ctx = current_context()
     try:
         service.check_scope_slug(scope)
-        live = service.parse_live_query(request.args)
-        project_id, _allow_new_scopes = service.resolve_project(org, project)
+        live = requests.live_query(request.args)
+        project_id, _allow_new_scopes = cdn.resolve_project(org, project)
         image = service.find_cached(live.cache_key(project_id, scope))
     except GoodeyeError:
         return decide.pass_to_app()
     if image is None:
         return decide.pass_to_app()
-    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
+    return decision(ctx, image, lambda now: cdn.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
 
 
 def _miss_response(ctx, outcome, scope, spec):
@@ -97,7 +63,7 @@ def _miss_response(ctx, outcome, scope, spec):
     # variant now would answer 429 for an image already made (and paid for).
     image = as_variant(ctx, outcome.image, spec, anonymous=False)
     return blob_response(
-        ctx, image, service.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
+        ctx, image, cdn.cdn_cache_control(image), cache_status="MISS", scope=scope, extra_headers=extra, stream=True
     )
 
 
@@ -106,8 +72,8 @@ def live_prompt():
     project_id = required_project_id(allow_x_api_key=True)
     ctx = current_context()
     prompt = request.args.get("prompt")
-    row, status = service.prompt_image(ctx, project_id, prompt, client_ip())
-    response = jsonify({"success": True, "data": service.prompt_record(ctx.settings, prompt, row)})
+    row, status = service.prompt_image(ctx, project_id, requests.check_prompt(prompt), client_ip())
+    response = jsonify(records.success(records.prompt_record(ctx.settings, prompt, row)))
     response.headers["X-Cache-Status"] = status
     if status == "HIT":
         response.headers["X-Cache-Hit-Count"] = str(row.hit_count)
@@ -117,42 +83,41 @@ def live_prompt():
 @bp.post("/api/v1/live/scopes")
 def create_scope():
     project_id = required_project_id(allow_x_api_key=True)
-    scope = scopes.create_scope(project_id, json_body(SCOPE_JSON_TYPES))
-    return jsonify({"success": True, "data": scopes.scope_record(scope)}), 201
+    slug, fields = requests.new_scope(json_body(requests.SCOPE_JSON_TYPES))
+    return jsonify(records.success(records.scope_record(scopes.create_scope(project_id, slug, fields)))), 201
 
 
 @bp.get("/api/v1/live/scopes")
 def list_scopes():
     project_id = required_project_id(allow_x_api_key=True)
-    rows, pagination = scopes.list_scopes(
-        project_id, slug=request.args.get("slug"), limit=request.args.get("limit", "20"), offset=request.args.get("offset", "0")
-    )
-    return jsonify({"success": True, "data": [scopes.scope_record(row) for row in rows], "pagination": pagination})
+    page = requests.scope_page(request.args)
+    rows, total = scopes.list_scopes(project_id, page)
+    return jsonify(records.scope_page(rows, page, total))
 
 
 @bp.get("/api/v1/live/scopes/<slug>")
 def get_scope(slug):
     project_id = required_project_id(allow_x_api_key=True)
-    return jsonify({"success": True, "data": scopes.scope_record(scopes.get_scope(project_id, slug))})
+    return jsonify(records.success(records.scope_record(scopes.get_scope(project_id, slug))))
 
 
 @bp.put("/api/v1/live/scopes/<slug>")
 def update_scope(slug):
     project_id = required_project_id(allow_x_api_key=True)
-    scope = scopes.update_scope(project_id, slug, json_body(SCOPE_JSON_TYPES))
-    return jsonify({"success": True, "data": scopes.scope_record(scope)})
+    fields = requests.scope_changes(json_body(requests.SCOPE_JSON_TYPES))
+    return jsonify(records.success(records.scope_record(scopes.update_scope(project_id, slug, fields))))
 
 
 @bp.delete("/api/v1/live/scopes/<slug>")
 def delete_scope(slug):
     project_id = required_project_id(allow_x_api_key=True)
     deleted, kept = scopes.delete_scope(current_context(), project_id, slug)
-    return jsonify({"success": True, "data": {"slug": slug, "deletedImages": deleted, "keptImages": kept}})
+    return jsonify(records.success(records.deleted_scope(slug, deleted, kept)))
 
 
 @bp.post("/api/v1/live/scopes/<slug>/regenerate")
 def regenerate_scope(slug):
     project_id = required_project_id(allow_x_api_key=True)
-    body = json_body(REGENERATE_JSON_TYPES) if request.content_length else {}
-    image_ids = scopes.regenerate(current_context(), project_id, slug, body)
-    return jsonify({"success": True, "data": {"regenerated": len(image_ids), "imageIds": image_ids}})
+    body = json_body(requests.REGENERATE_JSON_TYPES) if request.content_length else {}
+    image_ids = scopes.regenerate(current_context(), project_id, slug, requests.regenerate_target(body))
+    return jsonify(records.success(records.regenerated(image_ids)))

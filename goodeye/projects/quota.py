@@ -89,21 +89,6 @@ def set_quotas(project_id, **quotas):
         Project.update(**quotas).where(Project.id == project_id).execute()
 
 
-def usage_record(project):
-    """`GET /v1/usage`: what the project keeps and its quotas (null: unlimited)."""
-    return {
-        "images": project.image_count,
-        "storage_bytes": project.storage_bytes,
-        "max_images": project.max_images,
-        "max_storage_bytes": project.max_storage_bytes,
-    }
-
-
-def project_usage(project_id):
-    """usage_record of the project with this id."""
-    return usage_record(Project.get_by_id(project_id))
-
-
 def usage_drift():
     """Every project whose usage counters differ from its image rows: {project, image_count, images, storage_bytes, bytes}."""
     held = {

@@ -2,10 +2,10 @@
 
 from goodeye.db import database, retry_on_deadlock
 from goodeye.errors import InvalidRequest
-from goodeye.models import Org, Project, iso
+from goodeye.models import Org, Project
 
 
-def get_project(project_id):
+def get_project_by_id(project_id):
     """The project (with its org) a key belongs to."""
     return Project.select(Project, Org).join(Org).where(Project.id == project_id).get()
 
@@ -17,7 +17,7 @@ MAX_LIVE_GENERATIONS_PER_IP_PER_HOUR = 1_000_000
 def set_allow_new_live_scopes(project_id, allowed):
     """Whether live URLs may create scopes on first request in this project."""
     Project.update(allow_new_live_scopes=bool(allowed)).where(Project.id == project_id).execute()
-    return get_project(project_id)
+    return get_project_by_id(project_id)
 
 
 def check_live_generations_per_ip_per_hour(value):
@@ -37,34 +37,15 @@ def set_live_generations_per_ip_per_hour(project_id, per_hour):
     Project.update(live_generations_per_ip_per_hour=check_live_generations_per_ip_per_hour(per_hour)).where(
         Project.id == project_id
     ).execute()
-    return get_project(project_id)
+    return get_project_by_id(project_id)
 
 
 @retry_on_deadlock
-def update_project(project_id, body):
-    """Apply a PATCH body: `{allowNewLiveScopes?, liveGenerationsPerIpPerHour?}`."""
-    unknown = set(body) - {"allowNewLiveScopes", "liveGenerationsPerIpPerHour"}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    if "allowNewLiveScopes" in body and not isinstance(body["allowNewLiveScopes"], bool):
-        raise InvalidRequest("allowNewLiveScopes must be true or false.")
-    if "liveGenerationsPerIpPerHour" in body:
-        check_live_generations_per_ip_per_hour(body["liveGenerationsPerIpPerHour"])
+def update_project(project_id, changes):
+    """Apply checked changes (`allow_new_live_scopes`, `live_generations_per_ip_per_hour`) in one transaction."""
     with database.atomic():
-        if "allowNewLiveScopes" in body:
-            set_allow_new_live_scopes(project_id, body["allowNewLiveScopes"])
-        if "liveGenerationsPerIpPerHour" in body:
-            set_live_generations_per_ip_per_hour(project_id, body["liveGenerationsPerIpPerHour"])
-        return get_project(project_id)
-
-
-def project_record(project):
-    """The `/api/v1` JSON shape of a project."""
-    return {
-        "id": str(project.id),
-        "slug": project.slug,
-        "org": project.org.slug,
-        "allowNewLiveScopes": project.allow_new_live_scopes,
-        "liveGenerationsPerIpPerHour": project.live_generations_per_ip_per_hour,
-        "createdAt": iso(project.created_at),
-    }
+        if "allow_new_live_scopes" in changes:
+            set_allow_new_live_scopes(project_id, changes["allow_new_live_scopes"])
+        if "live_generations_per_ip_per_hour" in changes:
+            set_live_generations_per_ip_per_hour(project_id, changes["live_generations_per_ip_per_hour"])
+        return get_project_by_id(project_id)

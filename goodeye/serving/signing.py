@@ -24,6 +24,7 @@ from datetime import timezone
 from goodeye.db import is_sqlite
 from goodeye.errors import InvalidRequest, InvalidSignature, SignatureExpired
 from goodeye.models import SigningKey, utcnow
+from goodeye.parsing import refuse_unknown_fields
 
 # The parameters that change the bytes, in the order they are signed and written.
 VARIANT_PARAMS = ("w", "h", "fit", "fm")
@@ -72,9 +73,7 @@ def parse_signed_query(args):
 
 def parse_sign_request(body):
     """A signing request's (expires_in, variant); InvalidRequest for anything else."""
-    unknown = set(body) - {"expires_in", *VARIANT_PARAMS}
-    if unknown:
-        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    refuse_unknown_fields(body, {"expires_in", *VARIANT_PARAMS})
     expires_in = body.get("expires_in", DEFAULT_EXPIRES_IN)
     if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= MAX_EXPIRES_IN:
         raise InvalidRequest(f"expires_in must be a whole number of seconds from 1 to {MAX_EXPIRES_IN}.")

@@ -5,26 +5,14 @@ bound needs (goodeye/similar/bands.py), the exact distance computed on those
 candidates from the index alone, then the records of the few that are close.
 """
 
-from goodeye.images.service import get_image, image_record
+from goodeye.images.service import get_image
 from goodeye.images.validation import validate_image
 from goodeye.models import Image, utcnow
-from goodeye.parsing import bounded_number
-from goodeye.similar.bands import MAX_DISTANCE
 from goodeye.similar.index import band_union, placeholder
 
 DEFAULT_MAX_DISTANCE = 8
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-
-
-def parse_search(fields):
-    """(max_distance, limit) from request fields, with their defaults when absent."""
-    max_distance = fields.get("max_distance")
-    limit = fields.get("limit")
-    return (
-        DEFAULT_MAX_DISTANCE if max_distance is None else bounded_number(max_distance, "max_distance", 0, MAX_DISTANCE),
-        DEFAULT_LIMIT if limit is None else bounded_number(limit, "limit", 1, MAX_LIMIT),
-    )
 
 
 def find_similar(project_id, phash, max_distance=DEFAULT_MAX_DISTANCE, limit=DEFAULT_LIMIT, exclude_pk=None):
@@ -50,8 +38,3 @@ def similar_to_bytes(ctx, project_id, data, max_distance=DEFAULT_MAX_DISTANCE, l
     """The images of the project close to an image sent in a request; nothing is stored."""
     info = validate_image(data, ctx.image_limits)
     return find_similar(project_id, info.phash, max_distance, limit)
-
-
-def similar_record(settings, image):
-    """An image record with its `distance` from the query."""
-    return {**image_record(settings, image), "distance": image.distance}

@@ -20,7 +20,7 @@ import random
 import secrets
 
 from goodeye.errors import InvalidRequest
-from goodeye.generation.base import ASPECT_RATIOS, GeneratedOutput, ImageGenerator
+from goodeye.generation.base import GeneratedOutput, ImageGenerator, aspect_ratio_size
 from goodeye.generation.builtin import abstracts, landscapes
 from goodeye.generation.builtin.scene import Scene
 from goodeye.generation.builtin.words import plan
@@ -37,11 +37,9 @@ COMPOSITIONS = {**landscapes.COMPOSITIONS, **abstracts.COMPOSITIONS}
 
 def render(prompt, seed=None, aspect_ratio="1:1"):
     """Render `prompt` as JPEG bytes; the same (prompt, seed, aspect_ratio) always gives the same bytes."""
-    if aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+    width, height = aspect_ratio_size(aspect_ratio)
     if seed is None:
         seed = secrets.randbelow(2**32)
-    width, height = ASPECT_RATIOS[aspect_ratio]
     digest = hashlib.sha256(f"{prompt}\x00{int(seed)}\x00{aspect_ratio}".encode()).digest()
     rng = random.Random(int.from_bytes(digest, "big"))
     scene = Scene(plan(prompt), width, height, rng)
