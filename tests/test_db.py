@@ -146,9 +146,9 @@ def test_a_request_hands_its_connection_back_to_the_pool(tmp_path):
     assert (len(app_database._in_use), len(app_database._connections)) == (0, 1)
 
 
+@pytest.mark.parametrize("db", ["mysql"], indirect=True)
 def test_a_pooled_mysql_connection_costs_no_round_trip_to_check_out_or_in(db, monkeypatch):
-    if not isinstance(db, RetryingMySQLDatabase):
-        return  # SQLite's pool never pings nor rolls back an idle connection
+    assert isinstance(db, RetryingMySQLDatabase)
     calls = []
     for name in ("ping", "rollback"):
         original = getattr(pymysql.connections.Connection, name)
@@ -171,9 +171,8 @@ def test_a_pooled_mysql_connection_costs_no_round_trip_to_check_out_or_in(db, mo
     assert Org.select().where(Org.slug == "rolled-back").count() == 0
 
 
+@pytest.mark.parametrize("db", ["mysql"], indirect=True)
 def test_a_pooled_mysql_connection_idle_for_long_is_pinged_before_use(db, monkeypatch):
-    if not isinstance(db, RetryingMySQLDatabase):
-        return  # SQLite has no server to drop an idle connection
     db.close()
     killer = pymysql.connect(host=db.connect_params["host"], port=db.connect_params["port"], user=db.connect_params["user"],
                              password=db.connect_params["password"], autocommit=True)
