@@ -29,11 +29,11 @@ def create_app(settings=None):
     # image's own size is checked exactly by the validator.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * 4 // 3 + 1024 * 1024
     app.json.sort_keys = False
-    app.extensions["goodeye"] = Context.from_settings(settings)
-    db.init_database(settings)
+    # The app's own database: the models reach it through goodeye.db's proxy while the app is current.
+    context = app.extensions["goodeye"] = Context.from_settings(settings)
     # First, so a request the database refuses still gets its id, log line and count.
     monitoring.init_app(app)
-    db.init_app(app)
+    db.init_app(app, context.database)
     http.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(similar_bp)

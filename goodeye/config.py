@@ -82,7 +82,12 @@ class Settings:
     database_url: str = _setting(
         "GOODEYE_DATABASE_URL", _str, "", "`sqlite:///path` or `mysql://user:pass@host:port/db`; default: SQLite file in the data dir."
     )
-    database_pool_size: int = _setting("GOODEYE_DATABASE_POOL_SIZE", _int, 8, "Connections kept per process for MySQL.")
+    database_pool_size: int = _setting(
+        "GOODEYE_DATABASE_POOL_SIZE",
+        _int,
+        8,
+        "Connections each process keeps at most (at least GOODEYE_THREADS + 1): a request takes one from the pool and hands it back at its end.",
+    )
     public_url: str = _setting("GOODEYE_PUBLIC_URL", _str, "", "Base of every `url` field; default `http://127.0.0.1:$GOODEYE_PORT`.")
     port: int = _setting("GOODEYE_PORT", _int, 8080, "nginx's listen port.")
     listen_host: str = _setting("GOODEYE_LISTEN_HOST", _str, "127.0.0.1", "nginx's listen address (`0.0.0.0` in the container).")

@@ -4,7 +4,9 @@ import os
 from dataclasses import dataclass
 
 from flask import current_app
+from peewee import Database
 
+from goodeye.db import open_database
 from goodeye.generation.registry import GeneratorRegistry
 from goodeye.images.validation import ImageLimits
 from goodeye.ratelimit import RateLimiter
@@ -19,6 +21,7 @@ class Context:
     """Settings plus the long-lived objects built from them."""
 
     settings: object
+    database: Database
     storage: BlobStorage
     image_limits: ImageLimits
     limiter: RateLimiter
@@ -40,11 +43,12 @@ class Context:
         )
 
     @classmethod
-    def from_settings(cls, settings):
-        """Build every long-lived object the settings describe."""
+    def from_settings(cls, settings, database=None):
+        """Build every long-lived object the settings describe (the database: `database`, else a new one)."""
         storage = create_storage(settings)
         return cls(
             settings=settings,
+            database=open_database(settings) if database is None else database,
             storage=storage,
             image_limits=cls.image_limits_from(settings),
             limiter=RateLimiter(settings.ratelimit_storage_uri, key_prefix=settings.ratelimit_key_prefix),

@@ -8,7 +8,7 @@ import pytest
 
 from goodeye import migrations, ratelimit, ratelimit_storage
 from goodeye.config import load_settings
-from goodeye.db import database, init_database
+from goodeye.db import current_database, database, open_database, using
 from goodeye.models import RateLimitCounter
 from goodeye.ratelimit import RateLimiter, client_key
 
@@ -28,11 +28,11 @@ def limiter(request, tmp_path, monkeypatch, database_kind, mysql_databases):
     if request.param == "mysql" and database_kind != "mysql":
         pytest.skip("MySQL is not reachable (CI=true fails the run before this)")
     url = mysql_databases.create() if request.param == "mysql" else f"sqlite:///{tmp_path}/limits.sqlite3"
-    init_database(load_settings({"GOODEYE_DATABASE_URL": url}))
+    db = open_database(load_settings({"GOODEYE_DATABASE_URL": url}))
     clock = Clock(1_000_000.0)
     monkeypatch.setattr(ratelimit_storage, "time", clock)
     monkeypatch.setattr(ratelimit, "time", clock)
-    with database.connection_context():
+    with using(db), database.connection_context():
         migrations.migrate()
         yield RateLimiter("database://", key_prefix="t"), clock
 
@@ -63,9 +63,10 @@ def test_ended_windows_are_purged_by_later_hits(limiter):
 def test_concurrent_hits_are_counted_exactly(limiter):
     limiter, _clock = limiter
     states = []
+    db = current_database()
 
     def hit():
-        with database.connection_context():
+        with using(db), database.connection_context():
             states.append(limiter.hit("10/hour", "live", "192.0.2.5"))
 
     threads = [threading.Thread(target=hit) for _ in range(16)]

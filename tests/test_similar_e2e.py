@@ -6,7 +6,6 @@ provider whose outputs are scenes this module chooses.
 """
 
 import base64
-import io
 import json
 
 import pytest
@@ -18,7 +17,7 @@ from goodeye.db import make_database
 from goodeye.models import Generation, Image
 from tests.conftest import start_stack
 from tests.fake_openai import FakeOpenAI
-from tests.similar_helpers import encode, near_duplicates, noise, scene
+from tests.similar_helpers import near_duplicates, noise, scene
 
 BLOCKED_SCENE = 500
 

@@ -1,29 +1,29 @@
 """Serving tokens: 128 random bits plus a tag that tells forgeries apart without a query."""
 
 import base64
+from contextlib import contextmanager
 
 import pytest
 from peewee import SqliteDatabase
 
-from goodeye.db import database
+from goodeye.db import using
 from goodeye.migrations import migrate
 from goodeye.serving.tokens import TokenSigner
 
 
+@contextmanager
 def fresh_deployment(path):
-    """Bind the database to a new SQLite file and migrate it (each gets its own secret)."""
+    """Use a new SQLite file, migrated (each gets its own secret)."""
     db = SqliteDatabase(str(path))
-    database.initialize(db)
-    db.connect()
-    migrate()
-    return db
+    with using(db), db.connection_context():
+        migrate()
+        yield db
 
 
 @pytest.fixture()
 def signer(tmp_path):
-    db = fresh_deployment(tmp_path / "t.sqlite3")
-    yield TokenSigner()
-    db.close()
+    with fresh_deployment(tmp_path / "t.sqlite3"):
+        yield TokenSigner()
 
 
 def test_issued_tokens_are_genuine_and_distinct(signer):
@@ -51,8 +51,5 @@ def test_random_part_has_128_bits(signer):
 
 def test_another_deployments_tokens_are_not_genuine(signer, tmp_path):
     token = signer.new_token()
-    other = fresh_deployment(tmp_path / "other.sqlite3")
-    try:
+    with fresh_deployment(tmp_path / "other.sqlite3"):
         assert not TokenSigner().is_genuine(token)
-    finally:
-        other.close()

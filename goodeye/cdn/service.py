@@ -6,7 +6,7 @@ and its caching rule; goodeye/live/ holds what makes their images.
 
 from peewee import JOIN
 
-from goodeye.db import fetch_one
+from goodeye.db import Prepared
 from goodeye.errors import ImageNotFound, NotFound
 from goodeye.images.requests import ALIAS_PATTERN
 from goodeye.models import Image, Org, Project, utcnow
@@ -16,16 +16,17 @@ from goodeye.serving.check import SERVABLE_COLUMNS, ServableImage
 CDN_MAX_AGE = 31536000
 
 
+# The org, and its project with that slug (NULLs when it has none).
+_PROJECT = Prepared(
+    lambda p: Org.select(Org.id, Project.id, Project.allow_new_live_scopes)
+    .join(Project, join_type=JOIN.LEFT_OUTER, on=((Project.org == Org.id) & (Project.slug == p.project_slug)))
+    .where(Org.slug == p.org_slug)
+)
+
+
 def resolve_project(org_slug, project_slug):
     """(project id, allow_new_live_scopes) of org/project, else ORG_NOT_FOUND / PROJECT_NOT_FOUND."""
-    row = fetch_one(
-        "project",
-        lambda: Org.select(Org.id, Project.id, Project.allow_new_live_scopes)
-        .join(Project, join_type=JOIN.LEFT_OUTER, on=((Project.org == Org.id) & (Project.slug == "__project__")))
-        .where(Org.slug == "__org__"),
-        project_slug,
-        org_slug,
-    )
+    row = _PROJECT.one(org_slug=org_slug, project_slug=project_slug)
     if row is None:
         raise NotFound(f"No organization {org_slug!r}.", code="ORG_NOT_FOUND")
     if row[1] is None:
@@ -41,6 +42,18 @@ def cdn_cache_control(image, now=None):
     return f"public, max-age={max_age}"
 
 
+# The image of org/project by one of its names: `alias` or `filename`.
+_CDN_IMAGE = {
+    column.name: Prepared(
+        lambda p, column=column: Image.select(*SERVABLE_COLUMNS)
+        .join(Project)
+        .join(Org)
+        .where((Org.slug == p.org_slug) & (Project.slug == p.project_slug) & (column == p.name))
+    )
+    for column in (Image.alias, Image.filename)
+}
+
+
 def find_cdn_image(org_slug, project_slug, name):
     """The public, unexpired image of org/project with that filename or @alias, else a 404 code."""
     if name.startswith("@"):
@@ -50,16 +63,7 @@ def find_cdn_image(org_slug, project_slug, name):
         column, value = Image.filename, name
     row = None
     if value is not None:
-        row = fetch_one(
-            f"cdn-{column.name}",
-            lambda: Image.select(*SERVABLE_COLUMNS)
-            .join(Project)
-            .join(Org)
-            .where((Org.slug == "__org__") & (Project.slug == "__project__") & (column == "__value__")),
-            org_slug,
-            project_slug,
-            value,
-        )
+        row = _CDN_IMAGE[column.name].one(org_slug=org_slug, project_slug=project_slug, name=value)
     if row is None:
         # Only a miss pays for telling an unknown org or project from an unknown image.
         resolve_project(org_slug, project_slug)

@@ -7,7 +7,7 @@ import time
 import click
 
 from goodeye import logs, metrics, migrations
-from goodeye.cli.common import AdminGroup, emit, fail
+from goodeye.cli.common import AdminGroup, command_context, emit, fail
 from goodeye.cli.storage import storage
 from goodeye.config import ConfigError, load_settings
 from goodeye.context import Context
@@ -272,7 +272,7 @@ def variants():
 @click.pass_obj
 def variants_purge(settings, image_id, as_json):
     """Delete rendered variants (they are rendered again on their next request)."""
-    purged = variant_service.purge_variants(Context.from_settings(settings), image_id)
+    purged = variant_service.purge_variants(command_context(settings), image_id)
     emit(as_json, {"purged": purged}, f"purged\t{purged}")
 
 
@@ -292,7 +292,7 @@ def sweep_command(settings, loop, as_json):
     """Purge expired records past their grace and reclaim unreferenced blobs."""
     from goodeye.sweeper import sweep
 
-    ctx = Context.from_settings(settings)
+    ctx = command_context(settings)
     if not loop:
         with database.connection_context():
             result = sweep(ctx)
@@ -364,7 +364,7 @@ def blocklist_remove(entry_id, as_json):
 @click.pass_obj
 def blocklist_enforce(settings, dry_run, as_json):
     """Delete every stored image, in any project, that an entry matches; say how many."""
-    result = enforce(Context.from_settings(settings), dry_run=dry_run)
+    result = enforce(command_context(settings), dry_run=dry_run)
     human = (
         f"{result['matched']} stored images match the blocklist (dry run: nothing deleted)"
         if dry_run

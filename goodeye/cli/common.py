@@ -8,7 +8,8 @@ import sys
 import click
 from peewee import DatabaseError, InterfaceError
 
-from goodeye.db import database, init_database, sqlite_path
+from goodeye.context import Context
+from goodeye.db import current_database, database, open_database, sqlite_path, using
 from goodeye.errors import GoodeyeError
 from goodeye.images.requests import MAX_TTL_SECONDS
 
@@ -101,12 +102,18 @@ class AdminCommand(click.Command):
         problem = self.needs and _missing_database(settings)
         if problem:
             fail(problem)
-        init_database(settings)
-        ctx.call_on_close(database.close)
+        # The command's database, used by the models for as long as the command runs.
+        db = ctx.with_resource(using(open_database(settings)))
+        ctx.call_on_close(db.close_all)
         problem = self.needs and _unusable_database(settings, needs_schema=self.needs == "schema")
         if problem:
             fail(problem)
         return super().invoke(ctx)
+
+
+def command_context(settings):
+    """The Context an admin command passes to service functions, on the database the command uses."""
+    return Context.from_settings(settings, database=current_database())
 
 
 class AdminGroup(GoodeyeGroup):

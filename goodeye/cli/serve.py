@@ -7,7 +7,7 @@ import click
 
 from goodeye import migrations
 from goodeye.config import ConfigError, check_serving, load_settings
-from goodeye.db import database, init_database
+from goodeye.db import open_database, using
 from goodeye.identity import service as identity
 from goodeye.models import Org
 from goodeye.stack import Stack, StackError
@@ -51,10 +51,9 @@ def serve(no_demo):
         check_serving(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    init_database(settings)
-    with database.connection_context():
+    db = open_database(settings)
+    with using(db), db.connection_context():
         migrations.migrate()
-    database.close()
     stack = Stack()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -66,9 +65,10 @@ def serve(no_demo):
         raise click.ClickException(str(exc))
     try:
         # Only once the stack answers: a start that failed made no key, so the next one still can.
-        with database.connection_context():
+        with using(db), db.connection_context():
             demo_key = None if no_demo else _first_run_demo()
-        database.close()
+        # This process serves nothing itself: it keeps no connection while the stack runs.
+        db.close_all()
         click.echo(f"Goodeye is serving on {stack.url} (data in {settings.data_dir}, database {settings.database.split('@')[-1]})")
         if demo_key:
             click.echo(f"First run: created project {DEMO_PROJECT} with API key (shown once):\n  {demo_key}")

@@ -6,7 +6,7 @@ import re
 
 from peewee import IntegrityError
 
-from goodeye.db import database, fetch_one
+from goodeye.db import Prepared, database
 from goodeye.errors import Conflict, InvalidApiKey, InvalidRequest, NotFound
 from goodeye.ids import base62, new_id
 from goodeye.models import ApiKey, Org, Project, utcnow
@@ -139,9 +139,12 @@ def key_columns():
     return (ApiKey.key_hash, ApiKey.project, ApiKey.revoked_at)
 
 
+_KEY_BY_DIGEST = Prepared(lambda p: ApiKey.select(*key_columns()).where(ApiKey.key_hash == p.digest))
+
+
 def authenticate(key):
     """The project id a key belongs to; InvalidApiKey when malformed, unknown or revoked."""
     digest = key_digest(key)
-    row = fetch_one("api-key-by-hash", lambda: ApiKey.select(*key_columns()).where(ApiKey.key_hash == "__hash__"), digest)
+    row = _KEY_BY_DIGEST.one(digest=digest)
     return verified_project(row, digest)
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from peewee import fn
 
-from goodeye.db import database, for_update, is_sqlite, retry_on_deadlock
+from goodeye.db import current_database, database, for_update, is_sqlite, retry_on_deadlock, using
 from goodeye.models import Blob, Image, Variant
 from goodeye.projects.quota import recount_usage, usage_drift
 from goodeye.storage import StorageUnavailable
@@ -84,9 +84,11 @@ def reclaim_later(storage, sha256s, delay):
 
     A process that stops first leaves bytes without a row: the sweeper reclaims those.
     """
+    db = current_database()  # the timer's thread has no app: it uses the database this one does
+
     def reclaim():
         try:
-            with database.connection_context():
+            with using(db), db.connection_context():
                 for sha256 in sha256s:
                     reclaim_if_unreferenced(storage, sha256)
         except Exception:

@@ -32,7 +32,7 @@ from datetime import timedelta
 
 from peewee import IntegrityError
 
-from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
+from goodeye.db import Prepared, database, for_update, retry_on_deadlock
 from goodeye.errors import (
     Forbidden,
     GenerationFailed,
@@ -111,13 +111,12 @@ def check_scope_slug(slug):
     return slug
 
 
+_LIVE_HIT = Prepared(lambda p: LiveCacheEntry.select(*SERVABLE_COLUMNS).join(Image).where(LiveCacheEntry.cache_key == p.cache_key))
+
+
 def find_cached(cache_key):
     """The image a live cache key names, None when there is none yet; 404 when it is no longer public."""
-    row = fetch_one(
-        "live-hit",
-        lambda: LiveCacheEntry.select(*SERVABLE_COLUMNS).join(Image).where(LiveCacheEntry.cache_key == "__key__"),
-        cache_key,
-    )
+    row = _LIVE_HIT.one(cache_key=cache_key)
     if row is None:
         return None
     image = ServableImage.from_row(row)

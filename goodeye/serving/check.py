@@ -11,7 +11,7 @@ from datetime import datetime
 
 from peewee import JOIN
 
-from goodeye.db import fetch_one
+from goodeye.db import Prepared
 from goodeye.errors import AuthRequired, ImageNotFound
 from goodeye.identity.service import authenticate, key_columns, key_digest, verified_project
 from goodeye.models import ApiKey, Image, SigningKey, utcnow
@@ -22,6 +22,20 @@ TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 SERVABLE_COLUMNS = (
     Image.id, Image.token, Image.project, Image.sha256, Image.content_type, Image.size_bytes, Image.visibility,
     Image.expires_at, Image.updated_at,
+)
+
+_BY_TOKEN = Prepared(lambda p: Image.select(*SERVABLE_COLUMNS).where(Image.token == p.token))
+# The image and its project's signing secret.
+_WITH_SIGNING_KEY = Prepared(
+    lambda p: Image.select(*SERVABLE_COLUMNS, SigningKey.secret)
+    .join(SigningKey, JOIN.LEFT_OUTER, on=(SigningKey.project == Image.project))
+    .where(Image.token == p.token)
+)
+# The image and the API key with that digest (NULLs when there is no such key).
+_WITH_KEY = Prepared(
+    lambda p: Image.select(*SERVABLE_COLUMNS, *key_columns())
+    .join(ApiKey, JOIN.LEFT_OUTER, on=(ApiKey.key_hash == p.digest))
+    .where(Image.token == p.token)
 )
 
 
@@ -65,7 +79,7 @@ def find_by_token(tokens, token):
     """The unexpired image a serving token names; tokens this deployment never issued are refused without a query."""
     if not TOKEN_PATTERN.match(token) or not tokens.is_genuine(token):
         raise ImageNotFound()
-    row = fetch_one("servable-by-token", lambda: Image.select(*SERVABLE_COLUMNS).where(Image.token == "__token__"), token)
+    row = _BY_TOKEN.one(token=token)
     if row is None or (image := ServableImage.from_row(row)).expired():
         raise ImageNotFound()
     return image
@@ -75,13 +89,7 @@ def find_signed(tokens, token, query):
     """The image a signed URL names, if the signature holds; the image and its project's secret come in one query."""
     if not TOKEN_PATTERN.match(token) or not tokens.is_genuine(token):
         raise ImageNotFound()
-    row = fetch_one(
-        "servable-with-signing-key",
-        lambda: Image.select(*SERVABLE_COLUMNS, SigningKey.secret)
-        .join(SigningKey, JOIN.LEFT_OUTER, on=(SigningKey.project == Image.project))
-        .where(Image.token == "__token__"),
-        token,
-    )
+    row = _WITH_SIGNING_KEY.one(token=token)
     if row is None or (image := ServableImage.from_row(row[: len(SERVABLE_COLUMNS)])).expired():
         raise ImageNotFound()
     verify(row[-1], token, query)
@@ -97,14 +105,7 @@ def find_for_key(tokens, token, key):
     digest = key_digest(key)
     row = None
     if TOKEN_PATTERN.match(token) and tokens.is_genuine(token):
-        row = fetch_one(
-            "servable-with-key",
-            lambda: Image.select(*SERVABLE_COLUMNS, *key_columns())
-            .join(ApiKey, JOIN.LEFT_OUTER, on=(ApiKey.key_hash == "__hash__"))
-            .where(Image.token == "__token__"),
-            digest,
-            token,
-        )
+        row = _WITH_KEY.one(token=token, digest=digest)
     if row is None:
         authenticate(key)  # only to tell a bad key (401) from a missing image
         raise ImageNotFound()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from peewee import IntegrityError, fn
 
 from goodeye import metrics
-from goodeye.db import database, fetch_one, for_update, retry_on_deadlock
+from goodeye.db import Prepared, database, for_update, retry_on_deadlock
 from goodeye.errors import ImageNotFound, RateLimited, ServiceUnavailable
 from goodeye.images.blobs import acquire_blob, delete_variant_rows, reclaim_if_unreferenced, release_blobs
 from goodeye.live.service import stale_claim_age
@@ -62,16 +62,16 @@ def variant_of(ctx, image, spec, *, accept, anonymous_ip):
     return replace(image, sha256=sha256, content_type=content_type, size_bytes=size_bytes)
 
 
+_RENDERED_VARIANT = Prepared(
+    lambda p: Variant.select(Variant.variant_sha256, Variant.content_type, Variant.size_bytes).where(
+        (Variant.source_sha256 == p.source_sha256) & (Variant.params == p.key) & Variant.variant_sha256.is_null(False)
+    )
+)
+
+
 def find_variant(source_sha256, key):
     """(sha256, content type, size) of a rendered variant, or None."""
-    return fetch_one(
-        "variant",
-        lambda: Variant.select(Variant.variant_sha256, Variant.content_type, Variant.size_bytes).where(
-            (Variant.source_sha256 == "__source__") & (Variant.params == "__key__") & Variant.variant_sha256.is_null(False)
-        ),
-        source_sha256,
-        key,
-    )
+    return _RENDERED_VARIANT.one(source_sha256=source_sha256, key=key)
 
 
 def _render_once(ctx, image, spec, anonymous_ip):

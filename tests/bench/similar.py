@@ -26,7 +26,7 @@ import numpy as np
 import pymysql
 import requests
 
-from goodeye.db import database as goodeye_database, make_database
+from goodeye.db import make_database, using
 from goodeye.images.validation import ImageLimits, validate_image
 from goodeye.models import BlocklistEntry, Image
 from goodeye.similar.bands import HASH_BITS, hash_hex, phash_columns
@@ -154,8 +154,7 @@ def search_scenario(cleanup, root, name, database_url, rows, rng, settle_seconds
     query_rows = [(f"img_bench{i:020d}", int(pks[i]), hashes[i]) for i in range(QUERIES)]
     settled = settle(settle_seconds)
     figures = time_searches(stack, key, query_rows, all_bits, pks)
-    goodeye_database.initialize(database)
-    with database.connection_context():
+    with using(database), database.connection_context():
         for max_distance, row in figures.items():
             row["in_process_p50_ms"], row["in_process_p99_ms"] = time_queries(project_id, query_rows, max_distance)
     return stack, key, {"rows": rows, "seed_seconds": seconds, "settled_seconds": settled, "similar": figures}
@@ -173,12 +172,12 @@ def time_queries(project_id, query_rows, max_distance):
 
 def blocklist_share(stack, key, rng):
     """Median upload time through nginx vs the in-process blocklist check, with BLOCKLIST_ENTRIES entries."""
+    # check_not_blocked runs in this process, on the stack's database.
     database = make_database(stack.settings.database)
-    goodeye_database.initialize(database)  # check_not_blocked runs in this process, on the stack's database
     png = noise_image("PNG", 1_000_000, np.random.default_rng(1))
     limits = ImageLimits()
     phash = validate_image(png, limits).phash
-    with database.connection_context():
+    with using(database), database.connection_context():
         entries = []
         for i in range(BLOCKLIST_ENTRIES):
             entry_hash = hash_hex(rng.getrandbits(HASH_BITS))

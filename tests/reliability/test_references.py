@@ -13,7 +13,7 @@ from PIL import Image
 
 from goodeye.config import load_settings
 from goodeye.context import Context
-from goodeye.db import database, init_database
+from goodeye.db import database, using
 from goodeye.errors import ImageNotFound
 from goodeye.images.service import delete_image, remove_images
 from goodeye.models import Image as ImageRow, utcnow
@@ -70,19 +70,18 @@ def test_concurrent_deletes_of_an_image_release_its_blob_once(rel_stack, rel_db)
 def test_a_delete_that_finds_the_row_gone_releases_nothing(rel_stack, rel_db):
     owner, victim = rel_stack.new_owner(), rel_stack.new_owner()
     settings = load_settings(rel_stack.env)
-    init_database(settings)
     ctx = Context.from_settings(settings)
     data = _png()
     with ClientPool(1) as pool:
         session = pool.session()
         kept = _upload(session, rel_stack, victim, data)
         doomed = _upload(session, rel_stack, owner, data)
-        with database.connection_context():
+        with using(ctx.database), database.connection_context():
             image = ImageRow.get(ImageRow.id == doomed["id"])
         # Another delete won: its transaction took the row and the row's reference.
         rel_db.rows("DELETE FROM image WHERE id = ?", doomed["id"])
         rel_db.rows("UPDATE `blob` SET refs = refs - 1 WHERE sha256 = ?", doomed["sha256"])
-        with database.connection_context():
+        with using(ctx.database), database.connection_context():
             assert remove_images(ctx, [image]) == 0
             with pytest.raises(ImageNotFound):
                 delete_image(ctx, image.project_id, image.id)
@@ -109,7 +108,6 @@ def test_scope_delete_sweeper_and_image_delete_racing_release_the_blob_once(live
     owner, victim = stack.new_owner(), stack.new_owner()
     org, project = owner.project.split("/")
     settings = load_settings(stack.env)
-    init_database(settings)
     ctx = Context.from_settings(settings)
     probe = DbProbe(stack.settings)
     try:
@@ -133,7 +131,7 @@ def test_scope_delete_sweeper_and_image_delete_racing_release_the_blob_once(live
                         return session.delete(f"{stack.url}/v1/images/{image_id}", headers=owner.headers).status_code
                     if which == "scope":
                         return session.delete(f"{stack.url}/api/v1/live/scopes/{scope}", headers=owner.headers).status_code
-                    with database.connection_context():
+                    with using(ctx.database), database.connection_context():
                         return sweep(ctx, now=utcnow() + timedelta(hours=3))["expired_purged"]
 
                 delete_status, scope_status, purged = pool.map(race, ["delete", "scope", "sweep"])
