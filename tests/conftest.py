@@ -18,7 +18,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from goodeye import create_app
 from goodeye.cli import main as cli_main
+from goodeye.config import load_settings
+from goodeye.context import current_context
+from goodeye.migrations import migrate
 from goodeye.stack import Stack
 from goodeye.storage import create_storage
 from tests.openapi_check import OpenAPIChecker
@@ -284,3 +288,12 @@ def responses_hold_to_the_openapi_document(monkeypatch):
     yield
     problems = [problem for problem in map(_contract_problem, seen) if problem]
     assert not problems, "responses that break the OpenAPI document:\n" + "\n".join(problems)
+
+
+@pytest.fixture()
+def ctx(tmp_path):
+    """A service-level test's Context: an app on a fresh SQLite data dir, migrated, inside its app context."""
+    app = create_app(load_settings({"GOODEYE_DATA_DIR": str(tmp_path)}))
+    with app.app_context():
+        migrate()
+        yield current_context()

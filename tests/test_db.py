@@ -10,7 +10,7 @@ from goodeye.config import load_settings
 from goodeye.context import current_context
 from goodeye.db import Prepared, RetryingMySQLDatabase, current_database, database, open_database, using
 from goodeye.identity.service import create_key, create_org, create_project
-from goodeye.live.service import resolve_project
+from goodeye.cdn.service import resolve_project
 from goodeye.migrations import migrate
 from goodeye.models import Org, Project
 

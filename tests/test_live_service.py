@@ -18,14 +18,6 @@ SCOPE = "hero"
 
 
 @pytest.fixture()
-def ctx(tmp_path):
-    app = create_app(load_settings({"GOODEYE_DATA_DIR": str(tmp_path)}))
-    with app.app_context():
-        migrate()
-        yield current_context()
-
-
-@pytest.fixture()
 def project_id(ctx):
     create_org("acme")
     return create_project("acme/site")[0].id

@@ -7,13 +7,10 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import MultiDict
 
-from goodeye import create_app
-from goodeye.config import Settings, load_settings
-from goodeye.context import current_context
+from goodeye.config import Settings
 from goodeye.errors import ImageNotFound, ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
 from goodeye.identity.service import create_org, create_project
 from goodeye.images import service as images
-from goodeye.migrations import migrate
 from goodeye.models import Blob, Variant
 from goodeye.models import Image as ModelImage
 from goodeye.serving.check import ServableImage
@@ -191,18 +188,10 @@ def test_renders_beyond_the_nodes_slots_wait_then_get_a_503(tmp_path):
         pass  # freed when their holders finished
 
 
-@pytest.fixture()
-def ctx(tmp_path):
-    app = create_app(load_settings({"GOODEYE_DATA_DIR": str(tmp_path)}))
-    with app.app_context():
-        migrate()
-        yield current_context()
-
-
 def test_a_render_of_bytes_replaced_meanwhile_is_not_kept(ctx):
     create_org("acme")
     project_id = create_project("acme/site")[0].id
-    image = images.create_image(ctx, project_id, factories.png((120, 80)), images.placement_from({}))
+    image = images.create_image(ctx, project_id, factories.png((120, 80)), images.Placement())
     # The request found the image before the replacement; its claim and render come after it.
     servable = ServableImage.from_image(image)
     replaced = images.replace_image_bytes(ctx, project_id, image.id, factories.png((90, 60)), strip=False)
