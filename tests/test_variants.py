@@ -96,6 +96,14 @@ def test_renders_have_the_asked_size_and_format(original, query, size):
         assert top[0] > 200 and top[2] < 60  # the stored left half, on top once turned
 
 
+@pytest.mark.parametrize("query,size", [({"w": "48"}, (48, 32)), ({"h": "32"}, (48, 32))], ids=_query_id)
+def test_the_whole_factor_shrink_does_not_move_the_rounded_size(query, size):
+    # 300×200 shrinks by 6 to 50×34 before the resize; the size is still the full size's, rounded once.
+    spec = parse_variant_params(MultiDict(query), SIZES).resolve("image/png")
+    rendered = render(io.BytesIO(factories.png((300, 200))), spec, 50_000_000)
+    assert Image.open(io.BytesIO(rendered.data)).size == size == (rendered.width, rendered.height)
+
+
 def test_the_colour_profile_is_carried_and_other_metadata_is_not():
     original = factories.image_with_metadata("JPEG")
     spec = parse_variant_params(MultiDict({"w": "64", "fm": "webp"}), SIZES).resolve("image/jpeg")

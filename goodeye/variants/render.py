@@ -103,15 +103,18 @@ def _render_still(im, spec):
     # Shrink in the stored orientation, then turn the small result: turning the
     # full-size decode first would hold a second full-size copy.
     stored = replace(spec, w=spec.h, h=spec.w) if orientation in SWAPS_AXES else spec
+    # Fixed from the full size: recomputed after the scaled decode or the whole-factor
+    # shrink, rounding would drift a pixel (300×200 at w=48 gave 48×33).
+    target = _target_size(im.size, stored)
     if im.format == "JPEG":
         im.draft(None, _decoded_size(im.size, stored))
     im.seek(0)
     im.load()
     frame, icc = _output_mode(im, spec.fm, im.info.get("icc_profile"))
-    frame = _reduce(frame, stored)
+    frame = _reduce(frame, target)
     if frame is not im:
         im.close()  # frees the full-size decode before the resize and the encode
-    frame = _resize(frame, stored)
+    frame = _resize(frame, target, spec.fit)
     if orientation != 1:
         frame = ImageOps.exif_transpose(frame)
     return frame, icc
@@ -126,7 +129,7 @@ def _render_frames(im, spec, max_pixels):
     frames, durations = [], []
     for frame in ImageSequence.Iterator(im):
         durations.append(frame.info.get("duration", 100))
-        frames.append(_resize(_reduce(frame.convert("RGBA"), spec), spec))
+        frames.append(_resize(_reduce(frame.convert("RGBA"), (width, height)), (width, height), spec.fit))
     return frames, durations
 
 
@@ -151,19 +154,17 @@ def _decoded_size(size, spec):
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def _reduce(frame, spec):
+def _reduce(frame, target):
     """Shrink by the largest whole factor that stays at or above the output (a box filter, fast and
     light), so the resize after it works on at most twice the output's size."""
     width, height = frame.size
-    target = _target_size(frame.size, spec)
     factor = int(min(width / target[0], height / target[1]))
     return frame.reduce(factor) if factor >= 2 else frame
 
 
-def _resize(frame, spec):
-    target = _target_size(frame.size, spec)
+def _resize(frame, target, fit):
     box = None
-    if spec.fit == "cover":
+    if fit == "cover":
         # The centred crop of the source with the output's aspect ratio.
         width, height = frame.size
         scale = min(width / target[0], height / target[1])
