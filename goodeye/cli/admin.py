@@ -251,8 +251,10 @@ def blobs_check(settings, repair, as_json):
             for item in report.wrong_usage
         ),
     ]
-    if repair:
+    if report.repaired:
         lines.append("repaired" + ("; missing files cannot be restored" if report.missing_files else ""))
+    elif repair:
+        lines.append("no drift; nothing to repair")
     else:
         lines.append("drift found; --repair fixes it" if report.drift() else "no drift")
     emit(as_json, report.record(), "\n".join(lines))

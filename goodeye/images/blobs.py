@@ -147,8 +147,8 @@ def check_blobs(storage, repair=False):
     Each project's usage counters (its quotas' measure) are recounted from its
     image rows too. With `repair`: counts are set to the images that hold each
     blob, a missing row is made again, rows and bytes that no image references
-    are deleted, and usage counters are set to what the images hold.
-    Bytes that are gone cannot be repaired; they stay in the report.
+    are deleted, and usage counters are set to what the images hold; `repaired`
+    says whether there was anything to repair. Bytes that are gone cannot be repaired; they stay in the report.
     """
     held = _holders()
     rows = dict(Blob.select(Blob.sha256, Blob.refs).tuples())
@@ -163,7 +163,7 @@ def check_blobs(storage, repair=False):
     report.orphan_files = sorted(stored - set(rows) - set(held))
     report.missing_files = [{"sha256": sha256, "images": count} for sha256, count in sorted(held.items()) if sha256 not in stored]
     report.wrong_usage = usage_drift()
-    if repair:
+    if repair and report.drift():
         for sha256 in [item["sha256"] for item in report.wrong_refs + report.missing_rows] + report.unreferenced_rows:
             if _recount(sha256):
                 reclaim_if_unreferenced(storage, sha256)

@@ -193,5 +193,8 @@ def test_blobs_check_finds_planted_drift_and_repairs_it(live_stack):
         stack.storage.put(sha256(lost), lost, "image/png")
         code, clean = _check(stack)
         assert (code, clean["drift"]) == (0, False)
+        code, again = _check(stack, "--repair")
+        assert (code, again["drift"], again["repaired"]) == (0, False, False)
+        assert stack.admin("blobs", "check", "--repair").output.strip().endswith("no drift; nothing to repair")
     finally:
         probe.close()
