@@ -4,7 +4,6 @@ With CI=true every service the suite needs must be there: a missing MySQL
 fails the run instead of quietly falling back to SQLite.
 """
 
-import json
 import os
 import re
 import secrets
@@ -22,6 +21,8 @@ from goodeye import create_app
 from goodeye.cli import main as cli_main
 from goodeye.config import load_settings
 from goodeye.context import current_context
+from goodeye.db import open_database, using
+from goodeye.identity import service as identity
 from goodeye.migrations import migrate
 from goodeye.stack import Stack
 from goodeye.storage import create_storage
@@ -34,9 +35,18 @@ MYSQL_ADMIN_URL = os.environ.get("GOODEYE_TEST_MYSQL_URL", "mysql://root@127.0.0
 
 CONTRACT = OpenAPIChecker()
 STACK_ORIGINS = set()
+# The databases RunningStack.new_owner keeps a connection to (closed after each module).
+OWNER_DATABASES = []
 # The console, its assets, the API docs and the document itself are web pages for people,
 # not operations of the API: goodeye/openapi.yaml does not describe them.
 CONSOLE_PATHS = re.compile(r"/(docs|openapi\.json|favicon\.ico|console/.*)?")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start Goodeye (nginx, gunicorn) or a browser are slow: the inner loop (-m "not slow") runs in-process tests."""
+    for item in items:
+        if item.get_closest_marker("browser") or "stack_root" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
 
 
 def free_port():
@@ -119,6 +129,7 @@ class RunningStack:
         self.url = stack.url
         self.data_dir = data_dir
         self.storage = create_storage(self.settings)
+        self._database = None
 
     def blob_keys(self):
         """The SHA-256 of every blob in this stack's store (local dir or bucket), sorted."""
@@ -130,15 +141,22 @@ class RunningStack:
         return result
 
     def new_owner(self):
-        """A fresh org/project with a key: an Owner."""
+        """A fresh org/project with a key: an Owner.
+
+        Made by the identity services `goodeye admin` calls, on a connection kept
+        until the test module ends: most tests make owners, and a CLI run per step
+        would build an app and connect three times (a MariaDB connect here takes
+        about 20 ms).
+        """
         org = f"org-{secrets.token_hex(4)}"
         project = f"{org}/proj"
-        assert self.admin("org", "create", org).exit_code == 0
-        assert self.admin("project", "create", project).exit_code == 0
-        created = self.admin("key", "create", project, "--json")
-        assert created.exit_code == 0, created.output
-        record = json.loads(created.output)
-        return Owner(self, project, record["key"], record["id"])
+        if self._database is None:
+            self._database = open_database(self.settings)
+            OWNER_DATABASES.append(self._database)
+        with using(self._database), self._database.connection_context():
+            identity.create_org(org)
+            row, key = identity.create_key(identity.create_project(project)[0])
+        return Owner(self, project, key, row.id)
 
 
 class Owner:
@@ -209,8 +227,12 @@ def s3_env(s3_server):
     scope="session",
     # Each store through nginx, and Flask streaming once; the S3 fault tests
     # cover Flask streaming from S3.
-    params=[("nginx", "local"), ("off", "local"), ("nginx", "s3")],
-    ids=["nginx-local", "off-local", "nginx-s3"],
+    # The first is the inner loop's (-m "not slow"); the others repeat the same assertions.
+    params=[
+        pytest.param(("nginx", "local"), id="nginx-local"),
+        pytest.param(("off", "local"), id="off-local", marks=pytest.mark.slow),
+        pytest.param(("nginx", "s3"), id="nginx-s3", marks=pytest.mark.slow),
+    ],
 )
 def stack(request, stack_root, mysql_databases, database_kind):
     """A running stack per serving mode (nginx streams blobs, or Flask does) and blob store (local dir or S3)."""
@@ -233,6 +255,14 @@ def plain_stack(stack_root, mysql_databases, database_kind):
 def cli_stack(plain_stack):
     """The CLI and MCP do not depend on the serving mode: the default stack is enough."""
     return plain_stack
+
+
+@pytest.fixture(scope="module", autouse=True)
+def owner_connections_closed_after_each_module():
+    """The connections new_owner kept go back to the server when a test module ends."""
+    yield
+    for database in OWNER_DATABASES:
+        database.close_all()
 
 
 @pytest.fixture()
