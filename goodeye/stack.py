@@ -71,6 +71,8 @@ NGINX_ERRORS = {
 
 # Files the processes create are readable by the app's group at most (goodeye/files.py).
 PROCESS_UMASK = 0o027
+# nginx's kept decisions of the check, under the run dir.
+DECISIONS_DIR = "nginx-decisions"
 SOCKET_UMASK = "0o117"
 
 
@@ -164,6 +166,7 @@ def render_nginx_config(settings):
         user="root" if os.geteuid() == 0 else None,
         nginx_workers=max(1, os.cpu_count() or 1),
         run_dir=settings.run_dir,
+        decisions_dir=os.path.join(settings.run_dir, DECISIONS_DIR),
         socket=os.path.join(settings.run_dir, APP_SOCKET),
         serve_socket=os.path.join(settings.run_dir, SERVE_SOCKET),
         listen_host=settings.listen_host,
@@ -269,6 +272,8 @@ class Stack:
         conf = os.path.join(self.settings.run_dir, "nginx.conf")
         with open(conf, "w") as handle:
             handle.write(render_nginx_config(self.settings))
+        # Decisions of an earlier run may carry headers of other settings (Cache-Control's max-age).
+        shutil.rmtree(os.path.join(self.settings.run_dir, DECISIONS_DIR), ignore_errors=True)
         # Counts of an earlier run would be merged into this one's: start empty.
         metrics_dir = os.path.join(self.settings.run_dir, "metrics")
         shutil.rmtree(metrics_dir, ignore_errors=True)

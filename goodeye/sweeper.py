@@ -60,12 +60,12 @@ def _sync_links(ctx):
         tokens = list(ctx.links.iter_tokens(signed=signed))
         for start in range(0, len(tokens), 500):
             chunk = tokens[start : start + 500]
-            query = Image.select(Image.token, Image.sha256, Image.expires_at).where(Image.token.in_(chunk))
-            kept = {row[0]: row[1:] for row in (query if signed else query.where(Image.visibility == "public")).tuples()}
+            query = Image.select(Image.token, Image.sha256, Image.expires_at, Image.updated_at).where(Image.token.in_(chunk))
+            kept = {row.token: row for row in (query if signed else query.where(Image.visibility == "public")).namedtuples()}
             for token in set(chunk) - set(kept):
                 ctx.links.remove(token, signed=signed)
                 removed += 1
-            for token, (sha256, expires_at) in kept.items():
+            for image in kept.values():
                 # Without its current name nginx's kept decisions miss the link, and every read goes to the app.
-                renamed += ctx.links.rename_to_current(token, sha256, expires_at, signed=signed)
+                renamed += ctx.links.rename_to_current(image, signed=signed)
     return removed, renamed

@@ -34,5 +34,5 @@ def decide_cdn_image(org, project, name):
         return decide.pass_to_app()
     # An alias moves between images: its decision is never kept. A filename names
     # one image for life (a new image with a freed name has a new link).
-    keep = not name.startswith("@")
-    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=keep)
+    by_filename = not name.startswith("@")
+    return decision(ctx, image, lambda now: service.cdn_cache_control(image, now), keep=by_filename, lasting=by_filename)

@@ -109,14 +109,22 @@ def sync_link(ctx, image):
         return
     live = image.expires_at is None or image.expires_at > utcnow()
     if image.visibility == "public" and live:
-        ctx.links.add(image.token, image.sha256, image.expires_at)
+        ctx.links.add(image)
     else:
         ctx.links.remove(image.token, signed=False)
     if ctx.links.has(image.token, signed=True):
         if live:
-            ctx.links.add(image.token, image.sha256, image.expires_at, signed=True)
+            ctx.links.add(image, signed=True)
         else:
             ctx.links.remove(image.token, signed=True)
+
+
+def sync_links_of(ctx, tokens):
+    """sync_link for the images of these tokens as they are now: after a change made in bulk (their Last-Modified moved)."""
+    if ctx.links is None or not tokens:
+        return
+    for image in Image.select().where(Image.token.in_(list(tokens))):
+        sync_link(ctx, image)
 
 
 @retry_on_deadlock
@@ -169,8 +177,11 @@ def _lock_aliases(project_id):
 
 
 def _release_alias(project_id, alias, now):
-    """An alias names one image: take it from whichever image holds it now."""
-    Image.update(alias=None, updated_at=now).where((Image.project == project_id) & (Image.alias == alias)).execute()
+    """An alias names one image: take it from whichever image holds it now; the tokens of those that held it."""
+    holder = (Image.project == project_id) & (Image.alias == alias)
+    tokens = [row.token for row in Image.select(Image.token).where(holder)]
+    Image.update(alias=None, updated_at=now).where(holder).execute()
+    return tokens
 
 
 def _live(query, now):
@@ -214,8 +225,9 @@ def update_image(ctx, project_id, image_id, changes):
         updates["expires_at"] = None if changes.ttl_seconds is None else now + timedelta(seconds=changes.ttl_seconds)
     if changes.filename is not None:
         updates["filename"] = changes.filename
-    image = _apply_update(project_id, image_id, updates, changes.change_alias, changes.alias, now)
+    image, released = _apply_update(project_id, image_id, updates, changes.change_alias, changes.alias, now)
     sync_link(ctx, image)
+    sync_links_of(ctx, released)
     return image
 
 
@@ -225,9 +237,10 @@ def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
         if alias_changes:
             _lock_aliases(project_id)
         image = get_image(project_id, image_id)
+        released = []
         if alias_changes:
             if alias and alias != image.alias:
-                _release_alias(project_id, alias, now)
+                released = _release_alias(project_id, alias, now)
             updates = {**updates, "alias": alias}
         if "filename" in updates:
             updates = {**updates, "filename": clean_filename(updates["filename"], image.ext)}
@@ -238,11 +251,11 @@ def _apply_update(project_id, image_id, updates, alias_changes, alias, now):
         columns = [getattr(Image, name) for name in (*updates, "updated_at")]
         if "filename" not in updates:
             image.save(only=columns)
-            return image
+            return image, released
         for _attempt in range(5):
             try:
                 image.save(only=columns)
-                return image
+                return image, released
             except IntegrityError:
                 # The same rule as at upload: a name another image holds gets a short suffix.
                 image.filename = _with_suffix(updates["filename"])
@@ -402,6 +415,6 @@ def sign_image_url(ctx, project_id, image_id, expires_in, variant):
     signature = signing.compute_signature(signing.project_secret(project_id), image.token, variant, str(expires))
     if ctx.links is not None:
         # What nginx serves a kept decision of this URL from (goodeye/serving/links.py).
-        ctx.links.add(image.token, image.sha256, image.expires_at, signed=True)
+        ctx.links.add(image, signed=True)
     query = urlencode([*variant, ("expires", expires), ("signature", signature)])
     return f"{image_url(ctx.settings, image)}?{query}", datetime.fromtimestamp(expires, timezone.utc)

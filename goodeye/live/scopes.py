@@ -22,6 +22,7 @@ from goodeye.images.service import (
     remove_images,
     swap_image_bytes,
     sync_link,
+    sync_links_of,
 )
 from goodeye.live.service import check_scope_slug, generate_live_image
 from goodeye.models import Image, LiveCacheEntry, LiveScope
@@ -67,10 +68,12 @@ def update_scope(project_id, slug, fields):
 
 def delete_scope(ctx, project_id, slug):
     """Delete a scope, its cache entries and its images except those holding an alias: (deleted, kept)."""
-    removal, kept = _delete_scope_rows(project_id, check_scope_slug(slug))
+    removal, kept_tokens = _delete_scope_rows(project_id, check_scope_slug(slug))
     # Links and bytes go after the rows are gone for good; bytes another image shares stay.
     removal.finish(ctx)
-    return len(removal.tokens), kept
+    # The images kept left the scope: a new Last-Modified, so a new link name.
+    sync_links_of(ctx, kept_tokens)
+    return len(removal.tokens), len(kept_tokens)
 
 
 @retry_on_deadlock
@@ -89,9 +92,9 @@ def _delete_scope_rows(project_id, slug):
         # decides, so an image given an alias since the SELECT stays; whatever is
         # still in the scope afterwards is kept.
         removal = remove_image_rows(images, (Image.live_scope_id == scope.id) & Image.alias.is_null())
-        kept = leave_live_scope(scope.id)
+        leave_live_scope(scope.id)
         scope.delete_instance()
-        return removal, kept
+        return removal, [image.token for image in images if image.token not in removal.tokens]
 
 
 def regenerate(ctx, project_id, slug, image_id=None):

@@ -1,9 +1,10 @@
 """Decisions nginx may reuse: the answers of `/_goodeye/decide/...` (nginx's fast path).
 
 nginx asks these endpoints (through `auth_request`) before serving an
-anonymous request for a public URL, and keeps the answer in its cache for
-about a second (`X-Accel-Expires`; nginx counts whole seconds, so a kept
-answer can be up to two seconds old):
+anonymous request for a public URL, and keeps the answer in its cache
+(`X-Accel-Expires`) for about a second (nginx counts whole seconds, so a kept
+answer can be up to two seconds old), or for an hour when the URL names one
+image for life (its token or filename) and the image has no expiry:
 
 - 204: serve the file at `X-Goodeye-Link` under the link dir, with the
   `X-Goodeye-*` headers;
@@ -11,8 +12,10 @@ answer can be up to two seconds old):
 - 403: no decision to reuse; pass the request to the app as usual.
 
 A kept 204 can never outlive what it promised: an image that turns private or
-is deleted loses its link at once (goodeye/serving/links.py), and an image
-that expires within the window is not kept at all.
+is deleted loses its link at once, any other change of what the decision's
+headers say renames the link (goodeye/serving/links.py), and an image that
+expires within the window is not kept at all. Signed URLs and aliases keep
+theirs a second at most: a rotated key or a moved alias leaves the link as it is.
 """
 
 from datetime import timedelta
@@ -25,26 +28,31 @@ from goodeye.serving.respond import nginx_headers
 # How long nginx keeps a decision, and the most it can be off by.
 KEEP_SECONDS = 1
 WORST_AGE_SECONDS = 2
+# Kept as long as nginx's cache keeps an entry nobody asks for (goodeye/nginx/goodeye.conf.j2).
+LASTING_KEEP_SECONDS = 3600
 
 
-def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep=True, link=None, signed=False):
+def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep=True, lasting=False, link=None, signed=False):
     """Serve this image's link; keep the decision unless the image expires within the window.
 
     `cache_control_at(now)` is the Cache-Control the image's URL family gives at that
     time; `keep=False` when the URL may name another image any moment (an alias), or
     when what the decision promises ends within the window (a signature's expiry);
-    `link` names another link than the image's own (a variant's); `signed`: the
-    decision is for one signed URL, served from the image's signed link.
+    `lasting` when the URL names this image for life, so that a decision on an image
+    without expiry is kept for an hour; `link` names another link than the image's
+    own (a variant's); `signed`: the decision is for one signed URL, served from the
+    image's signed link.
     """
     now = utcnow()
     keep = keep and (image.expires_at is None or image.expires_at - now > timedelta(seconds=WORST_AGE_SECONDS + 1))
     later = now + timedelta(seconds=WORST_AGE_SECONDS) if keep else now
+    seconds = 0 if not keep else LASTING_KEEP_SECONDS if lasting and image.expires_at is None else KEEP_SECONDS
     # Cache-Control as of the decision's oldest possible use, so max-age never outlives the TTL.
     headers = nginx_headers(image, cache_control_at(later), cache_status=cache_status, scope=scope)
     headers.update({
-        "X-Goodeye-Link": link or ctx.links.relative_path(image.token, image.sha256, image.expires_at, signed=signed),
+        "X-Goodeye-Link": link or ctx.links.relative_path(image, signed=signed),
         "X-Goodeye-Type": image.content_type,
-        "X-Accel-Expires": str(KEEP_SECONDS if keep else 0),
+        "X-Accel-Expires": str(seconds),
     })
     return Response(status=204, headers=headers)
 

@@ -1,14 +1,15 @@
 """Per-image hard links to public images' blobs: what nginx's fast path serves.
 
-nginx reuses a decision of the check for up to a second or two (its cache has
-whole-second granularity). Making an image private, deleting it or replacing
-its bytes removes or swaps its link at once, so a reused decision can only
-find the link gone and fall back to the full check: those changes take effect
-on the very next request. A link's name carries the image's expiry, so a new
-TTL renames it and a decision kept from before (with the old Cache-Control)
-falls back the same way; so does one kept from before a regeneration, whose
-ETag named the old bytes, since the name carries the bytes' hash too. Only
-public images have a link under the root.
+nginx reuses a decision of the check for a while (goodeye/serving/decide.py:
+up to an hour for an image without expiry). Making an image private, deleting
+it or replacing its bytes removes or swaps its link at once, so a reused
+decision can only find the link gone and fall back to the full check: those
+changes take effect on the very next request. A link's name carries what the
+decision's headers were made of: the bytes' hash (the ETag and Content-Type),
+the expiry (Cache-Control) and the time of the image's last change
+(Last-Modified, and whatever else changed: a filename the URL names). Any
+change renames the link, and a decision kept from before
+falls back the same way. Only public images have a link under the root.
 
 Images with signed URLs have another under `signed/`, made when a URL is
 signed and kept whatever the visibility (a signed URL works whatever the
@@ -28,36 +29,40 @@ SIGNED_DIR = "signed"
 
 
 class LinkIndex:
-    """links/[signed/]{token[:2]}/{token}~{sha256[:16]}[~{expiry, epoch seconds}][~v{variant's sha256}] -> the blob's inode."""
+    """links/[signed/]{token[:2]}/{token}~{sha256[:16]}~m{last change}[~{expiry}][~v{variant's sha256}] -> the blob's inode.
+
+    The last change is in epoch microseconds, the expiry in epoch seconds. The methods take the image (anything with its token,
+    sha256, expires_at and updated_at).
+    """
 
     def __init__(self, root, blob_path):
         self.root = os.path.abspath(root)
         self.blob_path = blob_path
 
-    def relative_path(self, token, sha256, expires_at, signed=False):
-        """The link's path under the root, as nginx's alias appends it."""
+    def relative_path(self, image, signed=False):
+        """The image's link's path under the root, as nginx's alias appends it."""
         prefix = f"{SIGNED_DIR}/" if signed else ""
-        return f"{prefix}{token[:2]}/{_name(token, sha256, expires_at)}"
+        return f"{prefix}{image.token[:2]}/{_name(image)}"
 
-    def add(self, token, sha256, expires_at, signed=False):
-        """Point the token's link at the blob, replacing any previous one atomically."""
-        directory = self._directory(token, signed)
-        name = _name(token, sha256, expires_at)
+    def add(self, image, signed=False):
+        """Point the image's link at its blob, replacing any previous one of its token atomically."""
+        directory = self._directory(image.token, signed)
+        name = _name(image)
         make_private_dir(directory)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         os.close(fd)
         os.unlink(tmp)
         try:
-            os.link(self.blob_path(sha256), tmp)
+            os.link(self.blob_path(image.sha256), tmp)
             os.replace(tmp, os.path.join(directory, name))
         except FileNotFoundError:
             # No blob on disk (yet): without a link the full check serves it.
             name = None
-        self._remove_names(directory, token, keep=name)
+        self._remove_names(directory, image.token, keep=name)
 
-    def add_variant(self, token, sha256, expires_at, variant_sha256):
-        """Link a variant of the token's image (named after the image's link, removed with it); the relative path, None without a blob."""
-        relative = f"{self.relative_path(token, sha256, expires_at)}~v{variant_sha256}"
+    def add_variant(self, image, variant_sha256):
+        """Link a variant of the image (named after the image's link, removed with it); the relative path, None without a blob."""
+        relative = f"{self.relative_path(image)}~v{variant_sha256}"
         path = os.path.join(self.root, relative)
         if os.path.exists(path):
             return relative
@@ -93,15 +98,16 @@ class LinkIndex:
         for namespace in (False, True) if signed is None else (signed,):
             self._remove_names(self._directory(token, namespace), token, keep=None)
 
-    def rename_to_current(self, token, sha256, expires_at, signed=False):
-        """Give the token's link of these bytes the name its image has now, if another release named it
-        otherwise; whether it did. A rename, unlike a new link, cannot bring back a link that a change
-        (private, deleted, new bytes) removed meanwhile."""
+    def rename_to_current(self, image, signed=False):
+        """Give the token's link of the image's bytes the name the image has now, if it was named otherwise
+        (by a change made in bulk, or an older release); whether it did. A rename, unlike a new link,
+        cannot bring back a link that a change (private, deleted, new bytes) removed meanwhile."""
+        token = image.token
         directory = self._directory(token, signed)
-        current = _name(token, sha256, expires_at)
+        current = _name(image)
         try:
             names = os.listdir(directory)
-            blob = os.stat(self.blob_path(sha256))
+            blob = os.stat(self.blob_path(image.sha256))
         except FileNotFoundError:
             return False
         if current in names:
@@ -156,6 +162,12 @@ class LinkIndex:
             yield from {name.split("~")[0] for name in names if not name.startswith(".")}
 
 
-def _name(token, sha256, expires_at):
-    name = f"{token}~{sha256[:16]}"
-    return name if expires_at is None else f"{name}~{calendar.timegm(expires_at.utctimetuple())}"
+def _name(image):
+    # The last change to the microsecond: a rename within a second changes no Last-Modified, but the URL it answers.
+    changed = image.updated_at
+    name = f"{image.token}~{image.sha256[:16]}~m{_epoch(changed)}{changed.microsecond:06d}"
+    return name if image.expires_at is None else f"{name}~{_epoch(image.expires_at)}"
+
+
+def _epoch(moment):
+    return calendar.timegm(moment.utctimetuple())

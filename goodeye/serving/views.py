@@ -54,7 +54,7 @@ def decide_v1(token):
     if image.visibility != "public":
         # Not kept: making it public must take effect on the next request.
         return decide.refused(401, keep=False)
-    return decision(ctx, image, lambda now: cache_control(ctx.settings, image, now))
+    return decision(ctx, image, lambda now: cache_control(ctx.settings, image, now), lasting=True)
 
 
 def _decide_signed(ctx, token):

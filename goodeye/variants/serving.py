@@ -55,7 +55,7 @@ def decision(ctx, image, cache_control_at, **granted):
     if row is None:
         return decide.pass_to_app()
     sha256, content_type, size_bytes = row
-    link = ctx.links.add_variant(image.token, image.sha256, image.expires_at, sha256)
+    link = ctx.links.add_variant(image, sha256)
     if link is None:
         return decide.pass_to_app()
     if not _still_served(image):
@@ -68,5 +68,7 @@ def decision(ctx, image, cache_control_at, **granted):
 
 
 def _still_served(image):
-    row = Image.select(Image.visibility, Image.sha256, Image.expires_at).where(Image.token == image.token).first()
-    return row is not None and (row.visibility, row.sha256, row.expires_at) == ("public", image.sha256, image.expires_at)
+    row = Image.select(Image.visibility, Image.sha256, Image.expires_at, Image.updated_at).where(Image.token == image.token).first()
+    return row is not None and (row.visibility, row.sha256, row.expires_at, row.updated_at) == (
+        "public", image.sha256, image.expires_at, image.updated_at
+    )
