@@ -1,6 +1,7 @@
 """The image service and its request readers called directly on a SQLite app: the rules of the image API without HTTP."""
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -167,7 +168,7 @@ def test_bytes_that_are_not_an_accepted_image_leave_nothing(ctx, project_id):
 
 def test_an_image_over_the_byte_limit_is_refused_naming_both_sizes(ctx, project_id):
     data = picture(size=(64, 64))
-    ctx.image_limits = type(ctx.image_limits)(**{**ctx.image_limits.__dict__, "max_bytes": len(data) - 1})
+    ctx.image_limits = dataclasses.replace(ctx.image_limits, max_bytes=len(data) - 1)
     error = refused(ImageTooLarge, "image_too_large", 413, upload, ctx, project_id, data)
     assert error.message == f"The image is {len(data)} bytes; the limit is {len(data) - 1} bytes."
     assert stored_blobs(ctx) == [] and Image.select().count() == 0
