@@ -1,22 +1,35 @@
-"""Variants at the service level: parameters, Accept negotiation, renders of a table of originals, and storing a render."""
+"""Variants at the service level: parameters, Accept negotiation, renders of a table of originals, and finding,
+storing, limiting and purging renders."""
 
+import dataclasses
 import io
 import os
+from datetime import timedelta
+from urllib.parse import parse_qsl
 
 import pytest
 from PIL import Image
 from werkzeug.datastructures import MultiDict
 
 from goodeye.config import Settings
-from goodeye.errors import ImageNotFound, ImageTooLargeDimensions, InvalidRequest, ServiceUnavailable
+from goodeye.errors import (
+    ImageNotFound,
+    ImageTooLargeDimensions,
+    InvalidImage,
+    InvalidRequest,
+    RateLimited,
+    ServiceUnavailable,
+)
 from goodeye.identity.service import create_org, create_project
 from goodeye.images import service as images
-from goodeye.models import Blob, Variant
+from goodeye.images.blobs import check_blobs
+from goodeye.models import Blob, Variant, utcnow
 from goodeye.models import Image as ModelImage
 from goodeye.serving.check import ServableImage
-from goodeye.variants.params import VariantSpec, accepted_formats, parse_variant_params
+from goodeye.variants import service
+from goodeye.variants.params import VariantSpec, accepted_formats, check_written_plainly, parse_variant_params
 from goodeye.variants.render import render
-from goodeye.variants.service import variant_of
+from goodeye.variants.service import purge_variants, variant_of, variant_stats
 from goodeye.variants.slots import RenderSlots
 from tests import factories
 
@@ -157,6 +170,7 @@ def test_render_slots_count_the_cpus_this_process_may_use(monkeypatch, tmp_path)
 def test_bad_parameters_are_refused_naming_what_is_allowed(query, named):
     with pytest.raises(InvalidRequest) as refused:
         parse_variant_params(MultiDict(query), SIZES)
+    assert (refused.value.status, refused.value.slug, refused.value.code) == (400, "invalid_request", "VALIDATION_ERROR")
     assert named in refused.value.message
 
 
@@ -217,3 +231,196 @@ def test_a_render_of_bytes_replaced_meanwhile_is_not_kept(ctx):
     with pytest.raises(ImageNotFound):
         variant_of(ctx, current, VariantSpec(w=48, fm="webp"), accept=None, anonymous_ip=None)
     assert Variant.select().count() == 0
+
+
+def test_sizes_are_the_configured_ones_and_the_refusal_names_them():
+    assert parse_variant_params(MultiDict({"w": "100"}), (100, 200)) == VariantSpec(w=100)
+    with pytest.raises(InvalidRequest) as refused:
+        parse_variant_params(MultiDict({"w": "640"}), (100, 200))
+    assert "100, 200" in refused.value.message and "'640'" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "query,spec,canonical",
+    [
+        ({"w": "640"}, VariantSpec(w=640), "w=640"),
+        ({"h": "3840"}, VariantSpec(h=3840), "h=3840"),
+        ({"fit": "cover", "h": "32", "w": "16"}, VariantSpec(16, 32, "cover"), "w=16&h=32&fit=cover"),
+        ({"fm": "auto"}, VariantSpec(fm="auto"), "fm=auto"),
+        ({"fm": "avif", "fit": "scale-down", "w": "96"}, VariantSpec(w=96, fm="avif"), "w=96&fm=avif"),
+        ({"fm": "jpeg", "h": "750", "prompt": "a red bicycle"}, VariantSpec(h=750, fm="jpeg"), "h=750&fm=jpeg"),
+    ],
+    ids=_query_id,
+)
+def test_good_parameters_give_their_spec_in_one_canonical_form(query, spec, canonical):
+    parsed = parse_variant_params(MultiDict(query), SIZES)
+    assert parsed == spec
+    assert parsed.query() == canonical
+    assert parse_variant_params(MultiDict(parse_qsl(canonical)), SIZES) == spec
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"%66m=auto&%77=96",
+        b"w=96&fm=%61uto",
+        b"w=96&f%6D=auto",
+        b"w=9%36&fm=auto",
+        b"w=96&fit=scale%2Ddown",
+        b"fm=auto+",
+        b"v=3&%68=64",
+    ],
+)
+def test_percent_encoded_variant_parameters_are_refused(query):
+    with pytest.raises(InvalidRequest) as refused:
+        check_written_plainly(query)
+    assert (refused.value.status, refused.value.slug) == (400, "invalid_request")
+    assert "without percent-encoding" in refused.value.message
+
+
+def test_the_refusal_of_an_encoded_parameter_names_it():
+    with pytest.raises(InvalidRequest) as refused:
+        check_written_plainly(b"w=96&%66m=auto")
+    assert refused.value.message.startswith("The query parameter fm ")
+
+
+@pytest.mark.parametrize(
+    "query", [b"", b"w=96&fm=auto", b"w=96&prompt=a%20red+bicycle&v=%33", b"fit=cover&w=64&h=64", b"w", b"%7A=1"]
+)
+def test_plainly_written_parameters_and_encoded_others_pass(query):
+    assert check_written_plainly(query) is None
+
+
+@pytest.mark.parametrize(
+    "original,fm,accepted,key",
+    [
+        ("image/jpeg", "auto", {"avif", "webp"}, "w=64,h=0,fit=scale-down,fm=avif"),
+        ("image/jpeg", "auto", {"webp"}, "w=64,h=0,fit=scale-down,fm=webp"),
+        ("image/jpeg", "auto", set(), "w=64,h=0,fit=scale-down,fm=jpeg"),
+        ("image/gif", "auto", set(), "w=64,h=0,fit=scale-down,fm=gif"),
+        ("image/gif", None, {"avif", "webp"}, "w=64,h=0,fit=scale-down,fm=gif"),
+        ("image/webp", "png", {"avif"}, "w=64,h=0,fit=scale-down,fm=png"),
+    ],
+)
+def test_the_output_format_is_resolved_from_fm_accept_and_the_original(original, fm, accepted, key):
+    resolved = VariantSpec(w=64, fm=fm).resolve(original, frozenset(accepted))
+    assert resolved.key == key
+    assert resolved.content_type == f"image/{key.rpartition('=')[2]}"
+    assert not resolved.is_identity
+
+
+@pytest.mark.parametrize(
+    "spec,accepted,identity",
+    [
+        (VariantSpec(fm="png"), set(), True),
+        (VariantSpec(fm="auto"), set(), True),
+        (VariantSpec(fm="auto"), {"webp"}, False),
+        (VariantSpec(fm="jpeg"), set(), False),
+        (VariantSpec(w=3840, fm="png"), set(), False),
+        (VariantSpec(h=16), set(), False),
+    ],
+)
+def test_only_the_originals_own_format_at_its_own_size_is_identity(spec, accepted, identity):
+    assert spec.resolve("image/png", frozenset(accepted)).is_identity is identity
+
+
+def test_accept_is_read_case_insensitively_and_q0_excludes():
+    assert accepted_formats("Image/AVIF, image/WebP;q=0.5") == {"avif", "webp"}
+    assert accepted_formats("image/webp;q=0, image/png") == frozenset()
+    assert accepted_formats("") == frozenset()
+
+
+def striped(size, colours):
+    """An RGB picture of vertical stripes of equal width, one per colour, as PNG."""
+    picture = Image.new("RGB", size)
+    stripe = size[0] // len(colours)
+    for index, colour in enumerate(colours):
+        picture.paste(colour, (index * stripe, 0, (index + 1) * stripe, size[1]))
+    return encode(picture, "PNG")
+
+
+def rendered_picture(data, content_type, query, max_pixels=50_000_000):
+    """Render the variant `query` (a dict of parameters) asks of `data`; the result decoded with Pillow."""
+    spec = parse_variant_params(MultiDict(query), SIZES).resolve(content_type)
+    return Image.open(io.BytesIO(render(io.BytesIO(data), spec, max_pixels).data))
+
+
+def test_cover_fills_the_box_with_the_centred_crop():
+    picture = rendered_picture(striped((300, 100), ("lime", "red", "blue")), "image/png", {"w": "64", "h": "64", "fit": "cover"})
+    assert picture.size == (64, 64)
+    # The centred 100×100 square of a 300×100 source is the middle stripe only.
+    for x in (1, 32, 62):
+        red, green, blue = picture.convert("RGB").getpixel((x, 32))
+        assert red > 200 and green < 60 and blue < 60
+
+
+def test_cover_of_an_exif_rotated_jpeg_crops_the_shown_picture():
+    # Shown 200×300, red on top: a 64×32 box crops its middle, half red, half blue.
+    picture = rendered_picture(exif_rotated_jpeg(), "image/jpeg", {"w": "64", "h": "32", "fit": "cover", "fm": "png"})
+    assert picture.size == (64, 32)
+    top, bottom = picture.getpixel((32, 2)), picture.getpixel((32, 29))
+    assert top[0] > 200 and top[2] < 60
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+def frames_of(picture):
+    """(duration, dominant channel: 0 red, 1 green, 2 blue) of each frame of a decoded animation."""
+    frames = []
+    for index in range(picture.n_frames):
+        picture.seek(index)
+        picture.load()  # WebP reads a frame's duration as it decodes it
+        colour = picture.convert("RGB").getpixel((picture.width // 2, picture.height // 2))
+        frames.append((picture.info["duration"], max(range(3), key=colour.__getitem__)))
+    return frames
+
+
+@pytest.mark.parametrize("original", ["animated-gif", "animated-webp"])
+@pytest.mark.parametrize("fm", [None, "webp"])
+def test_a_kept_animation_keeps_its_frames_in_order_and_its_loop(original, fm):
+    content_type, data, _shown, _frames = ORIGINALS[original]
+    picture = rendered_picture(data, content_type, {"w": "48", **({"fm": fm} if fm else {})})
+    assert picture.size == (48, 32) and picture.n_frames == 3
+    assert [channel for _duration, channel in frames_of(picture)] == [0, 1, 2]  # red, lime, blue
+    assert picture.info.get("loop") == 0
+
+
+@pytest.mark.parametrize("query", [{"w": "48"}, {"w": "48", "fm": "webp"}], ids=_query_id)
+def test_a_kept_animation_keeps_each_frames_duration(query):
+    content_type, data, _shown, _frames = ORIGINALS["animated-gif"]
+    picture = rendered_picture(data, content_type, query)
+    assert [duration for duration, _channel in frames_of(picture)] == [100, 200, 300]
+
+
+def transparent_gif():
+    """A 64×48 palette GIF: the left half transparent, the right half red."""
+    picture = Image.new("P", (64, 48), 0)
+    picture.putpalette([0, 0, 0, 255, 0, 0])
+    picture.paste(1, (32, 0, 64, 48))
+    return encode(picture, "GIF", transparency=0)
+
+
+def test_a_palette_transparency_is_kept_or_composited_on_white():
+    kept = rendered_picture(transparent_gif(), "image/gif", {"w": "32", "fm": "png"}).convert("RGBA")
+    assert kept.size == (32, 24)
+    assert kept.getpixel((2, 12))[3] == 0 and kept.getpixel((29, 12)) == (255, 0, 0, 255)
+    flattened = rendered_picture(transparent_gif(), "image/gif", {"w": "32", "fm": "jpeg"})
+    assert flattened.mode == "RGB"
+    assert min(flattened.getpixel((2, 12))) > 240  # white, not the hidden black
+
+
+def test_bytes_pillow_cannot_decode_are_an_invalid_image():
+    truncated = factories.png((120, 80))[:60]
+    spec = VariantSpec(w=64, fm="webp").resolve("image/png")
+    with pytest.raises(InvalidImage) as refused:
+        render(io.BytesIO(truncated), spec, 50_000_000)
+    assert (refused.value.status, refused.value.slug) == (422, "invalid_image")
+
+
+def test_an_animation_whose_frames_at_the_asked_size_exceed_the_limit_is_refused():
+    content_type, data, _shown, _frames = ORIGINALS["animated-webp"]
+    spec = VariantSpec(w=96, h=96, fit="cover", fm="webp").resolve(content_type)
+    # 120×80 is within 20 000 pixels and its 3 frames within the decode budget (twice that);
+    # 3 frames of 96×96 (27 648 pixels) are not.
+    with pytest.raises(ImageTooLargeDimensions) as refused:
+        render(io.BytesIO(data), spec, 20_000)
+    assert refused.value.status == 422 and "ask a smaller size" in refused.value.message
