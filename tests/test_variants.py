@@ -23,6 +23,7 @@ from goodeye.errors import (
 from goodeye.identity.service import create_org, create_project
 from goodeye.images import service as images
 from goodeye.images.blobs import check_blobs
+from goodeye.live.service import stale_claim_age
 from goodeye.models import Blob, Variant, utcnow
 from goodeye.models import Image as ModelImage
 from goodeye.serving.check import ServableImage
@@ -424,3 +425,284 @@ def test_an_animation_whose_frames_at_the_asked_size_exceed_the_limit_is_refused
     with pytest.raises(ImageTooLargeDimensions) as refused:
         render(io.BytesIO(data), spec, 20_000)
     assert refused.value.status == 422 and "ask a smaller size" in refused.value.message
+
+
+@pytest.fixture()
+def project_id(ctx):
+    """A project to store originals in."""
+    create_org("acme")
+    return create_project("acme/site")[0].id
+
+
+@pytest.fixture()
+def renders(monkeypatch):
+    """The RenderSpecs the service renders, in order; the real render still runs."""
+    calls = []
+
+    def counted(source, spec, max_pixels):
+        calls.append(spec)
+        return render(source, spec, max_pixels)
+
+    monkeypatch.setattr(service, "render", counted)
+    return calls
+
+
+def stored(ctx, project_id, data, **placement):
+    """Store `data` as a new image of the project; the ServableImage a serving URL finds."""
+    return ServableImage.from_image(images.create_image(ctx, project_id, data, images.Placement(**placement)))
+
+
+def variant(ctx, image, accept=None, anonymous_ip=None, **params):
+    """variant_of `image` for the VariantSpec `params` name."""
+    return variant_of(ctx, image, VariantSpec(**params), accept=accept, anonymous_ip=anonymous_ip)
+
+
+def stored_bytes(ctx, sha256):
+    """The bytes of a blob in the context's store."""
+    with ctx.storage.open(sha256) as source:
+        return source.read()
+
+
+def assert_blobs_agree(ctx):
+    """The blob rows' references, the image and variant rows and the stored files all agree."""
+    report = check_blobs(ctx.storage)
+    assert not report.drift(), report.record()
+
+
+def test_a_variant_is_rendered_once_and_found_again_by_bytes_and_parameters(ctx, project_id, renders):
+    image = stored(ctx, project_id, factories.png((300, 200)), visibility="public")
+    first = variant(ctx, image, w=64, fm="webp")
+    # The same record (id, token, rules), with the variant's bytes.
+    assert (first.id, first.token, first.visibility) == (image.id, image.token, "public")
+    assert first.content_type == "image/webp" and first.sha256 != image.sha256
+    data = stored_bytes(ctx, first.sha256)
+    assert len(data) == first.size_bytes and Image.open(io.BytesIO(data)).size == (64, 43)
+    row = Variant.get()
+    assert (row.source_sha256, row.params, row.variant_sha256) == (image.sha256, "w=64,h=0,fit=scale-down,fm=webp", first.sha256)
+    assert (row.width, row.height, row.content_type, row.size_bytes) == (64, 43, "image/webp", len(data))
+    assert Blob.get(Blob.sha256 == first.sha256).refs == 1
+
+    # Asked again, and asked through fm=auto resolving to the same render: no second render.
+    assert variant(ctx, image, w=64, fm="webp") == first
+    assert variant(ctx, image, accept="image/webp,*/*;q=0.8", w=64, fm="auto") == first
+    assert [spec.key for spec in renders] == ["w=64,h=0,fit=scale-down,fm=webp"]
+    assert variant_stats() == {"variants": 1, "rendering": 0, "bytes": len(data)}
+    assert_blobs_agree(ctx)
+
+
+def test_images_with_the_same_bytes_share_their_variants(ctx, project_id, renders):
+    data = factories.jpeg((300, 200))
+    one, other = stored(ctx, project_id, data), stored(ctx, project_id, data)
+    assert one.sha256 == other.sha256 and one.id != other.id
+    rendered = variant(ctx, one, w=96, fm="png")
+    shared = variant(ctx, other, w=96, fm="png")
+    assert shared.id == other.id and shared.sha256 == rendered.sha256
+    assert len(renders) == 1
+
+    # Deleting one of them keeps the variant for the other; deleting both reclaims it.
+    images.delete_image(ctx, project_id, one.id)
+    assert variant(ctx, other, w=96, fm="png").sha256 == rendered.sha256 and len(renders) == 1
+    images.delete_image(ctx, project_id, other.id)
+    assert Variant.select().count() == 0 and Blob.select().count() == 0
+    assert not ctx.storage.exists(rendered.sha256) and not ctx.storage.exists(one.sha256)
+    assert_blobs_agree(ctx)
+
+
+@pytest.mark.parametrize(
+    "params,accept",
+    [({"fm": "png"}, None), ({"fm": "auto"}, "*/*"), ({"fm": "auto"}, "image/png,image/jpeg")],
+    ids=["own-format", "auto-without-avif-or-webp", "auto-naming-others"],
+)
+def test_the_originals_own_format_at_its_own_size_is_the_original(ctx, project_id, renders, params, accept):
+    image = stored(ctx, project_id, factories.png((120, 80)))
+    assert variant(ctx, image, accept=accept, **params) is image
+    assert renders == [] and Variant.select().count() == 0
+
+
+def test_auto_renders_one_variant_per_negotiated_format(ctx, project_id, renders):
+    image = stored(ctx, project_id, factories.jpeg((300, 200)))
+    answers = {
+        accept: variant(ctx, image, accept=accept, w=96, fm="auto")
+        for accept in ("image/avif,image/webp,*/*", "image/webp,*/*", "*/*", "image/avif;q=0,image/webp")
+    }
+    assert {accept: answer.content_type for accept, answer in answers.items()} == {
+        "image/avif,image/webp,*/*": "image/avif",
+        "image/webp,*/*": "image/webp",
+        "*/*": "image/jpeg",
+        "image/avif;q=0,image/webp": "image/webp",
+    }
+    assert [spec.fm for spec in renders] == ["avif", "webp", "jpeg"]
+    for answer in answers.values():
+        picture = Image.open(io.BytesIO(stored_bytes(ctx, answer.sha256)))
+        assert Image.MIME[picture.format] == answer.content_type and picture.width == 96
+
+
+def test_purge_removes_the_rows_blobs_and_links_of_one_image_or_all(ctx, project_id, renders):
+    photo = stored(ctx, project_id, factories.jpeg((300, 200)), visibility="public")
+    drawing = stored(ctx, project_id, factories.png((120, 80)), visibility="public")
+    photo_variants = [variant(ctx, photo, w=64, fm="webp"), variant(ctx, photo, h=48, fm="png")]
+    drawing_variant = variant(ctx, drawing, w=32, fm="jpeg")
+    link = ctx.links.add_variant(photo.token, photo.sha256, photo.expires_at, photo_variants[0].sha256)
+    assert os.path.exists(os.path.join(ctx.links.root, link))
+
+    assert purge_variants(ctx, photo.id) == 2
+    assert [row.source_sha256 for row in Variant.select()] == [drawing.sha256]
+    for gone in photo_variants:
+        assert not ctx.storage.exists(gone.sha256) and Blob.get_or_none(Blob.sha256 == gone.sha256) is None
+    assert not os.path.exists(os.path.join(ctx.links.root, link))
+    # The originals stay, and the drawing's variant with its blob.
+    assert ctx.storage.exists(photo.sha256) and ctx.storage.exists(drawing_variant.sha256)
+    assert_blobs_agree(ctx)
+
+    # Asked again, a purged variant renders again, to the same bytes.
+    assert variant(ctx, photo, w=64, fm="webp").sha256 == photo_variants[0].sha256
+    assert len(renders) == 4
+    assert purge_variants(ctx) == 2
+    assert variant_stats() == {"variants": 0, "rendering": 0, "bytes": 0}
+    assert sorted(sha256 for sha256, _modified in ctx.storage.iter_blobs()) == sorted([photo.sha256, drawing.sha256])
+    assert_blobs_agree(ctx)
+
+
+def test_purge_of_an_unknown_image_is_image_not_found(ctx, project_id):
+    with pytest.raises(ImageNotFound) as missing:
+        purge_variants(ctx, "img_nothere")
+    assert missing.value.status == 404 and "img_nothere" in missing.value.message
+
+
+@pytest.fixture()
+def render_limit_of_two(ctx, monkeypatch):
+    """GOODEYE_VARIANT_RENDER_LIMIT=2/hour for this test's context."""
+    monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, variant_render_limit="2/hour"))
+
+
+def test_new_anonymous_renders_are_limited_per_address(ctx, project_id, renders, render_limit_of_two):
+    image = stored(ctx, project_id, factories.jpeg((300, 200)), visibility="public")
+    visitor = "203.0.113.7"
+    first = variant(ctx, image, anonymous_ip=visitor, w=64)
+    for _ in range(3):  # a variant already rendered is never counted
+        assert variant(ctx, image, anonymous_ip=visitor, w=64) == first
+    second = variant(ctx, image, anonymous_ip=visitor, w=96)
+    with pytest.raises(RateLimited) as refused:
+        variant(ctx, image, anonymous_ip=visitor, w=128)
+    assert (refused.value.status, refused.value.slug, refused.value.code) == (429, "rate_limited", "IP_RATE_LIMIT_EXCEEDED")
+    assert "At most 2/hour new variants" in refused.value.message
+    assert refused.value.headers["X-RateLimit-Limit"] == "2" and refused.value.headers["X-RateLimit-Remaining"] == "0"
+    assert int(refused.value.headers["Retry-After"]) > 0
+    # The refused render left no claim behind, and rendered nothing.
+    assert [row.params for row in Variant.select().order_by(Variant.pk)] == [
+        "w=64,h=0,fit=scale-down,fm=jpeg",
+        "w=96,h=0,fit=scale-down,fm=jpeg",
+    ]
+    assert len(renders) == 2
+
+    # Existing variants still answer; another address, and callers counted against no address, render.
+    assert variant(ctx, image, anonymous_ip=visitor, w=96) == second
+    assert variant(ctx, image, anonymous_ip="198.51.100.2", w=128).content_type == "image/jpeg"
+    assert variant(ctx, image, anonymous_ip=None, w=256).content_type == "image/jpeg"
+    assert len(renders) == 4
+
+
+def test_a_render_that_fails_leaves_no_claim_so_the_next_request_tries_again(ctx, project_id, renders):
+    image = stored(ctx, project_id, factories.png((120, 80)))
+    path = ctx.storage.path(image.sha256)
+    data = stored_bytes(ctx, image.sha256)
+    os.chmod(path, 0o600)
+    with open(path, "wb") as damaged:
+        damaged.write(data[:60])
+    with pytest.raises(InvalidImage):
+        variant(ctx, image, w=64, fm="webp")
+    assert Variant.select().count() == 0
+    with open(path, "wb") as mended:
+        mended.write(data)
+    assert variant(ctx, image, w=64, fm="webp").content_type == "image/webp"
+    assert len(renders) == 2 and Variant.select().count() == 1
+
+
+def test_an_original_whose_bytes_are_gone_is_image_not_found(ctx, project_id):
+    image = stored(ctx, project_id, factories.png((120, 80)))
+    ctx.storage.delete(image.sha256)
+    with pytest.raises(ImageNotFound):
+        variant(ctx, image, w=64, fm="webp")
+    assert Variant.select().count() == 0
+
+
+def test_with_every_render_slot_busy_the_request_gets_a_503_and_leaves_no_claim(ctx, project_id, monkeypatch, tmp_path):
+    image = stored(ctx, project_id, factories.png((120, 80)))
+    busy = RenderSlots(str(tmp_path / "slots"), count=1, wait_seconds=0)
+    monkeypatch.setattr(ctx, "render_slots", busy)
+    with busy.hold():
+        with pytest.raises(ServiceUnavailable) as refused:
+            variant(ctx, image, w=64, fm="webp")
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"]
+    assert Variant.select().count() == 0
+    assert variant(ctx, image, w=64, fm="webp").content_type == "image/webp"
+
+
+class ServiceClock:
+    """Stands in for the `time` module of goodeye.variants.service: each sleep moves the clock on and runs `on_sleep`."""
+
+    def __init__(self, on_sleep=None):
+        self.now = 1_000.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+
+    def monotonic(self):
+        """The fake clock's reading."""
+        return self.now
+
+    def sleep(self, seconds):
+        """Move the clock on without waiting."""
+        self.sleeps += 1
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep()
+
+
+def claim_of_another_request(image, key):
+    """The claim row a concurrent request of the same variant holds while it renders."""
+    return Variant.create(source_sha256=image.sha256, params=key, claimed_at=utcnow())
+
+
+def test_a_request_that_finds_the_variant_claimed_waits_for_that_render(ctx, project_id, renders, monkeypatch):
+    image = stored(ctx, project_id, factories.png((300, 200)))
+    key = "w=64,h=0,fit=scale-down,fm=webp"
+    claim = claim_of_another_request(image, key)
+    assert variant_stats()["rendering"] == 1
+
+    def other_request_finishes():
+        # Between two polls, the claim's holder stores its render and fills the row in.
+        filled = {"variant_sha256": "f" * 64, "content_type": "image/webp", "size_bytes": 123}
+        Variant.update(**filled).where(Variant.pk == claim.pk).execute()
+
+    clock = ServiceClock(on_sleep=other_request_finishes)
+    monkeypatch.setattr(service, "time", clock)
+    waited = variant(ctx, image, w=64, fm="webp")
+    assert (waited.sha256, waited.content_type, waited.size_bytes) == ("f" * 64, "image/webp", 123)
+    assert clock.sleeps == 1 and renders == []
+
+
+def test_a_claim_held_past_the_wait_gives_a_503_and_is_left_to_its_holder(ctx, project_id, renders, monkeypatch):
+    image = stored(ctx, project_id, factories.png((300, 200)))
+    claim = claim_of_another_request(image, "w=64,h=0,fit=scale-down,fm=webp")
+    clock = ServiceClock()
+    monkeypatch.setattr(service, "POLL_SECONDS", 10)
+    monkeypatch.setattr(service, "time", clock)
+    with pytest.raises(ServiceUnavailable) as refused:
+        variant(ctx, image, w=64, fm="webp")
+    assert refused.value.headers["Retry-After"] == "2"
+    assert clock.now - 1_000.0 > service.CLAIM_WAIT_SECONDS and renders == []
+    assert [row.pk for row in Variant.select()] == [claim.pk]
+
+
+def test_a_stale_claim_is_taken_over_and_rendered(ctx, project_id, renders, monkeypatch):
+    image = stored(ctx, project_id, factories.png((300, 200)))
+    claim = claim_of_another_request(image, "w=64,h=0,fit=scale-down,fm=webp")
+    # Its holder was killed: the claim is older than any render may take.
+    stale_since = utcnow() - stale_claim_age(ctx.settings) - timedelta(seconds=1)
+    Variant.update(claimed_at=stale_since).where(Variant.pk == claim.pk).execute()
+    clock = ServiceClock()
+    monkeypatch.setattr(service, "time", clock)
+    rendered = variant(ctx, image, w=64, fm="webp")
+    assert rendered.content_type == "image/webp" and len(renders) == 1 and clock.sleeps == 1
+    row = Variant.get()
+    assert row.claimed_at > stale_since + timedelta(seconds=1) and row.variant_sha256 == rendered.sha256
