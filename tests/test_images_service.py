@@ -87,8 +87,8 @@ def stored_blobs(ctx):
 
 
 def link_names(ctx, token, signed=False):
-    """The names of the token's links in one namespace (they carry the bytes' hash and the expiry)."""
-    directory = os.path.dirname(os.path.join(ctx.links.root, ctx.links.relative_path(token, "0" * 16, None, signed)))
+    """The names of the token's links in one namespace (they carry the bytes' hash, the last change and the expiry)."""
+    directory = os.path.join(ctx.links.root, "signed" if signed else "", token[:2])
     try:
         return sorted(name for name in os.listdir(directory) if name.split("~")[0] == token)
     except FileNotFoundError:
@@ -96,8 +96,8 @@ def link_names(ctx, token, signed=False):
 
 
 def link_name(ctx, image, signed=False):
-    """The name the image's link has when it matches the image's bytes and expiry now."""
-    return os.path.basename(ctx.links.relative_path(image.token, image.sha256, image.expires_at, signed))
+    """The name the image's link has when it matches the image as it is now."""
+    return os.path.basename(ctx.links.relative_path(image, signed))
 
 
 def expire(image):
@@ -225,7 +225,7 @@ def test_a_ttl_sets_the_expiry_from_the_upload_and_names_the_link(ctx, project_i
     image = upload(ctx, project_id, visibility="public", ttl_seconds=120)
     assert image.expires_at - image.created_at == timedelta(seconds=120)
     assert reloaded(image).expires_at == image.expires_at
-    assert link_names(ctx, image.token) == [link_name(ctx, image)] and link_name(ctx, image).count("~") == 2
+    assert link_names(ctx, image.token) == [link_name(ctx, image)] and link_name(ctx, image).count("~") == 3
 
 
 def test_an_upload_with_an_alias_takes_it_from_the_image_that_held_it(ctx, project_id, other_project_id):
@@ -283,7 +283,8 @@ def test_a_new_ttl_counts_from_the_update_and_clearing_it_makes_the_image_perman
     assert link_names(ctx, image.token) == [link_name(ctx, updated)] != [old_name]
     cleared = service.update_image(ctx, project_id, image.id, ImageChanges(change_expiry=True, ttl_seconds=None))
     assert cleared.expires_at is None and reloaded(image).expires_at is None
-    assert link_names(ctx, image.token) == [link_name(ctx, cleared)] == [old_name]
+    # Unexpiring again, under a name of its own: every change renames the link.
+    assert link_names(ctx, image.token) == [link_name(ctx, cleared)] != [old_name]
 
 
 def test_an_update_changes_only_what_it_names(ctx, project_id):
@@ -603,7 +604,7 @@ def test_bad_patch_bodies_are_invalid_requests(wire_app, body, raw):
 
 @pytest.mark.parametrize("args,query", [
     ({}, ImageListQuery(None, None, 20, None)),
-    ({"source": "", "visibility": "", "cursor": ""}, ImageListQuery()),
+    ({"source": "", "visibility": "", "cursor": "", "limit": ""}, ImageListQuery()),
     ({"source": "generated", "visibility": "public", "limit": "100"}, ImageListQuery("generated", "public", 100, None)),
     ({"limit": " 1 ", "cursor": wire.encode_cursor(42)}, ImageListQuery(limit=1, after_pk=42)),
     ({"cursor": wire.encode_cursor(10**18 - 1)}, ImageListQuery(after_pk=10**18 - 1)),

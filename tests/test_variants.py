@@ -385,9 +385,10 @@ def test_a_kept_animation_keeps_its_frames_in_order_and_its_loop(original, fm):
     assert picture.info.get("loop") == 0
 
 
+@pytest.mark.parametrize("original", ["animated-gif", "animated-webp"])
 @pytest.mark.parametrize("query", [{"w": "48"}, {"w": "48", "fm": "webp"}], ids=_query_id)
-def test_a_kept_animation_keeps_each_frames_duration(query):
-    content_type, data, _shown, _frames = ORIGINALS["animated-gif"]
+def test_a_kept_animation_keeps_each_frames_duration(original, query):
+    content_type, data, _shown, _frames = ORIGINALS[original]
     picture = rendered_picture(data, content_type, query)
     assert [duration for duration, _channel in frames_of(picture)] == [100, 200, 300]
 
@@ -542,7 +543,7 @@ def test_purge_removes_the_rows_blobs_and_links_of_one_image_or_all(ctx, project
     drawing = stored(ctx, project_id, factories.png((120, 80)), visibility="public")
     photo_variants = [variant(ctx, photo, w=64, fm="webp"), variant(ctx, photo, h=48, fm="png")]
     drawing_variant = variant(ctx, drawing, w=32, fm="jpeg")
-    link = ctx.links.add_variant(photo.token, photo.sha256, photo.expires_at, photo_variants[0].sha256)
+    link = ctx.links.add_variant(photo, photo_variants[0].sha256)
     assert os.path.exists(os.path.join(ctx.links.root, link))
 
     assert purge_variants(ctx, photo.id) == 2
@@ -706,3 +707,14 @@ def test_a_stale_claim_is_taken_over_and_rendered(ctx, project_id, renders, monk
     assert rendered.content_type == "image/webp" and len(renders) == 1 and clock.sleeps == 1
     row = Variant.get()
     assert row.claimed_at > stale_since + timedelta(seconds=1) and row.variant_sha256 == rendered.sha256
+
+
+def test_a_render_identical_to_its_original_does_not_keep_the_original_alive(ctx, project_id):
+    # A PNG made by Pillow, asked as a PNG no smaller than itself, renders to its own bytes.
+    image = stored(ctx, project_id, factories.png((120, 80), (10, 20, 30)))
+    assert variant(ctx, image, w=3840, fm="png").sha256 == image.sha256
+    assert_blobs_agree(ctx)
+    images.delete_image(ctx, project_id, image.id)
+    assert (Blob.select().count(), Variant.select().count()) == (0, 0)
+    assert not ctx.storage.exists(image.sha256)
+    assert_blobs_agree(ctx)

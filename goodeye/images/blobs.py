@@ -41,6 +41,12 @@ def acquire_blob(storage, info, data):
     storage.put(info.sha256, data, info.content_type)
 
 
+# A stored variant holds a reference to its bytes, unless they are its source's own (a render
+# identical to the original, as Pillow may make of a PNG asked as a PNG no smaller): that
+# reference would keep the source alive for ever, since variants go when their source does.
+HOLDS_A_REFERENCE = Variant.variant_sha256.is_null(False) & (Variant.variant_sha256 != Variant.source_sha256)
+
+
 def release_blobs(counts):
     """Drop references (sha256 -> how many) in the caller's transaction; the blobs left with none.
 
@@ -60,22 +66,26 @@ def release_blobs(counts):
 
 def delete_variant_rows(condition=None):
     """In the caller's transaction, delete the variant rows meeting `condition` (all: None); the references they held."""
-    query = Variant.select(Variant.pk, Variant.variant_sha256)
+    query = Variant.select(Variant.pk, Variant.variant_sha256).where(HOLDS_A_REFERENCE)
     if condition is not None:
         query = query.where(condition)
     held = Counter()
     for pk, variant_sha256 in list(query.tuples()):
         # Each row's own DELETE decides, as for images: a row another transaction took releases nothing here.
-        if Variant.delete().where(Variant.pk == pk).execute() and variant_sha256:
+        if Variant.delete().where(Variant.pk == pk).execute():
             held[variant_sha256] += 1
+    # Claims and renders identical to their source hold nothing; they go all the same.
+    query = Variant.delete().where(~HOLDS_A_REFERENCE)
+    (query if condition is None else query.where(condition)).execute()
     return held
 
 
 def _holders():
     """sha256 -> how many image and variant rows hold a reference to it."""
     held = Counter(dict(Image.select(Image.sha256, fn.COUNT(Image.pk)).group_by(Image.sha256).tuples()))
-    stored = Variant.variant_sha256.is_null(False)
-    held.update(dict(Variant.select(Variant.variant_sha256, fn.COUNT(Variant.pk)).where(stored).group_by(Variant.variant_sha256).tuples()))
+    held.update(
+        dict(Variant.select(Variant.variant_sha256, fn.COUNT(Variant.pk)).where(HOLDS_A_REFERENCE).group_by(Variant.variant_sha256).tuples())
+    )
     return held
 
 

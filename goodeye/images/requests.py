@@ -230,7 +230,7 @@ def list_query(args):
         raise InvalidRequest("source must be 'upload' or 'generated'.")
     if visibility is not None:
         parse_visibility(visibility)
-    limit = whole_number(args.get("limit", DEFAULT_LIST_LIMIT)) or 0
+    limit = whole_number(args.get("limit") or DEFAULT_LIST_LIMIT) or 0
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
     return ImageListQuery(source, visibility, limit, decode_cursor(cursor) if cursor else None)

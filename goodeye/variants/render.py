@@ -128,8 +128,10 @@ def _render_frames(im, spec, max_pixels):
         )
     frames, durations = [], []
     for frame in ImageSequence.Iterator(im):
+        # Converted first: Pillow reads a WebP frame's duration only when it decodes the frame.
+        rgba = frame.convert("RGBA")
         durations.append(frame.info.get("duration", 100))
-        frames.append(_resize(_reduce(frame.convert("RGBA"), (width, height)), (width, height), spec.fit))
+        frames.append(_resize(_reduce(rgba, (width, height)), (width, height), spec.fit))
     return frames, durations
 
 

@@ -159,7 +159,9 @@ def _store(ctx, image, claim, rendered):
             )
             if not filled:
                 raise _ClaimLost()
-            acquire_blob(ctx.storage, info, rendered.data)
+            if info.sha256 != image.sha256:
+                # The source's own bytes are stored and held already (images/blobs.py: HOLDS_A_REFERENCE).
+                acquire_blob(ctx.storage, info, rendered.data)
     except (_ClaimLost, _SourceGone) as lost:
         # Nothing references the render: bytes written by an attempt that a deadlock undid go too.
         reclaim_if_unreferenced(ctx.storage, info.sha256)
