@@ -185,6 +185,8 @@ def start_stack(tmp_root, mysql_databases, database_kind, database_url=None, **e
         GOODEYE_PORT=str(free_port()),
         GOODEYE_WORKERS="2",
         GOODEYE_THREADS="4",
+        # One process is plenty for a test's reads, and some seventy stacks start in a run.
+        GOODEYE_SERVE_WORKERS="1",
     )
     if database_url:
         env["GOODEYE_DATABASE_URL"] = database_url
@@ -227,12 +229,8 @@ def s3_env(s3_server):
     scope="session",
     # Each store through nginx, and Flask streaming once; the S3 fault tests
     # cover Flask streaming from S3.
-    # The first is the inner loop's (-m "not slow"); the others repeat the same assertions.
-    params=[
-        pytest.param(("nginx", "local"), id="nginx-local"),
-        pytest.param(("off", "local"), id="off-local", marks=pytest.mark.slow),
-        pytest.param(("nginx", "s3"), id="nginx-s3", marks=pytest.mark.slow),
-    ],
+    params=[("nginx", "local"), ("off", "local"), ("nginx", "s3")],
+    ids=["nginx-local", "off-local", "nginx-s3"],
 )
 def stack(request, stack_root, mysql_databases, database_kind):
     """A running stack per serving mode (nginx streams blobs, or Flask does) and blob store (local dir or S3)."""

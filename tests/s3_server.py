@@ -54,7 +54,7 @@ class S3Server:
     def start(self):
         """Listen on the port (the same one after a stop)."""
         self._server = make_server("127.0.0.1", self.port, self._recording_app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 

@@ -117,6 +117,7 @@ def nginx_before_a_hanging_app():
     app.close()
 
 
+@pytest.mark.slow
 def test_an_app_that_times_out_or_is_gone_is_a_json_504_or_502(nginx_before_a_hanging_app):
     base, app, settings = nginx_before_a_hanging_app
     token = "A" * 32

@@ -318,6 +318,7 @@ def test_body_just_under_cap_passes(fake):
     assert fetch(fake.url("/files/oversized-stream.png"), [fake.allowlist_entry], max_bytes=size) == fake.oversized_png
 
 
+@pytest.mark.slow
 def test_slowly_dripping_body_hits_the_total_time_cap(fake):
     # Every piece arrives well within 1 s; only a cap on the whole fetch stops it.
     assert fake.drip_interval < 0.5
@@ -325,11 +326,13 @@ def test_slowly_dripping_body_hits_the_total_time_cap(fake):
         fetch(fake.url("/files/drip.png"), [fake.allowlist_entry], timeout_seconds=1)
 
 
+@pytest.mark.slow
 def test_stalled_body_hits_the_time_cap(fake):
     with pytest.raises(FetchFailed):
         fetch(fake.url("/files/stall.png"), [fake.allowlist_entry], timeout_seconds=1)
 
 
+@pytest.mark.slow
 def test_slow_headers_hit_the_time_cap(fake):
     with pytest.raises(FetchFailed):
         fetch(fake.url("/files/slow-headers.png"), [fake.allowlist_entry], timeout_seconds=1)

@@ -64,7 +64,7 @@ def _port_taken(port, answering):
             yield
         return
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _AnswersEverything)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield
@@ -73,6 +73,7 @@ def _port_taken(port, answering):
         server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answering", [False, True], ids=["bare-socket", "another-server-answering-200"])
 def test_a_first_start_that_fails_keeps_the_demo_key_for_the_next(tmp_path, answering):
     data_dir, port = str(tmp_path / "data"), free_port()
@@ -105,6 +106,7 @@ def test_a_first_start_that_fails_keeps_the_demo_key_for_the_next(tmp_path, answ
         third.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_logs_to_stdout_put_every_line_on_serves_output_and_none_in_files(tmp_path):
     data_dir, port = str(tmp_path / "data"), free_port()
     served = _serve(data_dir, port, tmp_path, "--no-demo", GOODEYE_LOG_TO="stdout")

@@ -110,6 +110,7 @@ def test_only_invalid_base64_is_a_failure(fake, generator):
     assert_clean_failure(excinfo, fake)
 
 
+@pytest.mark.slow
 def test_slow_provider_times_out(fake):
     generator = OpenAIGenerator(fake.base_url, fake.api_key, "fake-image-model", timeout_seconds=1)
     fake.mode = "slow"

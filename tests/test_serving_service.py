@@ -403,13 +403,18 @@ def test_cache_control_is_public_and_bounded_only_for_public_images(ctx, owner):
 # --- decide: what nginx may keep ---------------------------------------------
 
 
+def link_time(moment):
+    """A link name's time of the image's last change: epoch microseconds."""
+    return int((moment - datetime(1970, 1, 1)).total_seconds()) * 1_000_000 + moment.microsecond
+
+
 def test_a_granted_decision_names_the_images_link_and_headers_and_is_kept(ctx, owner):
     image = ServableImage.from_image(upload(ctx, owner, visibility="public"))
     response = decide.granted(ctx, image, lambda now: cache_control(ctx.settings, image, now))
     headers = response.headers
     assert response.status_code == 204 and headers["X-Accel-Expires"] == "1"
     link = headers["X-Goodeye-Link"]
-    assert link == f"{image.token[:2]}/{image.token}~{image.sha256[:16]}"
+    assert link == f"{image.token[:2]}/{image.token}~{image.sha256[:16]}~m{link_time(image.updated_at)}"
     assert os.path.exists(os.path.join(ctx.settings.link_dir, link))
     assert (headers["X-Goodeye-Image"], headers["X-Goodeye-Type"]) == (image.id, "image/png")
     assert headers["X-Goodeye-ETag"] == f'"{image.sha256}"'
@@ -444,7 +449,7 @@ def test_a_granted_decision_may_name_another_link_or_the_signed_one_and_not_be_k
         return "private, max-age=60"
 
     signed = decide.granted(ctx, image, at, keep=False, signed=True)
-    assert signed.headers["X-Goodeye-Link"] == f"signed/{image.token[:2]}/{image.token}~{image.sha256[:16]}"
+    assert signed.headers["X-Goodeye-Link"] == f"signed/{image.token[:2]}/{image.token}~{image.sha256[:16]}~m{link_time(image.updated_at)}"
     assert signed.headers["X-Accel-Expires"] == "0" and signed.headers["X-Goodeye-Cache-Control"] == "private, max-age=60"
     variant = decide.granted(ctx, image, at, link="ab/variant-link", cache_status="HIT", scope="hero")
     assert variant.headers["X-Goodeye-Link"] == "ab/variant-link" and variant.headers["X-Accel-Expires"] == "1"
@@ -465,8 +470,9 @@ def test_refused_and_passed_decisions_say_their_status_and_whether_they_are_kept
 def test_the_decide_endpoint_grants_public_refuses_private_and_keeps_only_what_cannot_change(ctx, owner):
     public = upload(ctx, owner, visibility="public")
     granted = decide_for(public.token)
-    assert granted.status_code == 204 and granted.headers["X-Accel-Expires"] == "1"
-    assert granted.headers["X-Goodeye-Link"] == ctx.links.relative_path(public.token, public.sha256, None)
+    # A token names its image for life: an unexpiring image's decision is kept for an hour.
+    assert granted.status_code == 204 and granted.headers["X-Accel-Expires"] == str(decide.LASTING_KEEP_SECONDS)
+    assert granted.headers["X-Goodeye-Link"] == ctx.links.relative_path(public)
     private = decide_for(upload(ctx, owner).token)
     assert (private.status_code, private.headers["X-Goodeye-Status"], private.headers["X-Accel-Expires"]) == (401, "401", "0")
     for token in (ctx.tokens.new_token(), "A" * 32):
@@ -491,7 +497,7 @@ def test_the_decide_endpoint_grants_a_signed_url_from_the_signed_link(ctx, owner
     response = decide_for(image.token, pairs)
     assert response.status_code == 204 and response.headers["X-Accel-Expires"] == "1"
     link = response.headers["X-Goodeye-Link"]
-    assert link == ctx.links.relative_path(image.token, image.sha256, None, signed=True) and link.startswith("signed/")
+    assert link == ctx.links.relative_path(image, signed=True) and link.startswith("signed/")
     assert os.path.exists(os.path.join(ctx.settings.link_dir, link))
     # As of the decision's oldest possible use, two seconds on.
     assert 590 <= max_age(response.headers["X-Goodeye-Cache-Control"]) <= 598
