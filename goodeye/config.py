@@ -94,7 +94,7 @@ class Settings:
     workers: int = _setting("GOODEYE_WORKERS", _int, 3, "gunicorn worker processes.")
     threads: int = _setting("GOODEYE_THREADS", _int, 4, "Threads per gunicorn worker.")
     serve_workers: int = _setting(
-        "GOODEYE_SERVE_WORKERS", _int, 1,
+        "GOODEYE_SERVE_WORKERS", _int, 2,
         "Worker processes of the serving pool: the gunicorn that answers nginx's checks before image bytes, apart from uploads and generation.",
     )
     accel: str = _setting("GOODEYE_ACCEL", _choice("nginx", "off"), "nginx", "`nginx`: nginx streams blobs (X-Accel-Redirect); `off`: Flask streams them.")

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 SCENARIOS = {
     "raw nginx",
     "public hot",
+    "public hot, S3 storage",
     "raw nginx, variant bytes",
     "variant served again",
     "raw nginx, spread",

@@ -47,6 +47,7 @@ from goodeye.serving.signing import compute_signature
 from goodeye.stack import Stack, find_nginx
 from goodeye.storage.local import LocalStorage
 from tests.bench import variants
+from tests.s3_server import S3Server
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_JSON = os.path.join(REPO_ROOT, "bench-results", "bench.json")
@@ -215,6 +216,7 @@ class Seeded:
     variant: dict
     signed_path: str
     fresh_signed_file: str
+    s3_hot: dict
 
 
 # -- images --------------------------------------------------------------------
@@ -414,15 +416,17 @@ def seed_spread(stack, key, count, rng, path_file):
     return records
 
 
-def seed(stack, flask, count, root):
-    """Owners, the hot (aliased @hero), private and Flask-served images, and the spread set; returns Seeded."""
+def seed(stack, flask, s3_stack, count, root):
+    """Owners, the hot (aliased @hero), private, Flask-served and S3-stored images, and the spread set; returns Seeded."""
     rng = np.random.default_rng(7)
     org = f"bench-{secrets.token_hex(3)}"
     key = new_owner(stack.env, org)
     flask_key = new_owner(flask.env, org)
+    s3_key = new_owner(s3_stack.env, org)
     hot_png = noise_image("PNG", HOT_BYTES, rng)
     with requests.Session() as session:
         hot = upload(session, stack, key, hot_png, "hot.png", "public")
+        s3_hot = upload(session, s3_stack, s3_key, hot_png, "hot.png", "public")
         private = upload(session, stack, key, noise_image("PNG", HOT_BYTES, rng), "private.png", "private")
         flask_hot = upload(session, flask, flask_key, hot_png, "hot.png", "public")
         flask_private = upload(session, flask, flask_key, hot_png, "private.png", "private")
@@ -446,7 +450,7 @@ def seed(stack, flask, count, root):
     return Seeded(
         org, key, hot, private, flask_hot, flask_key, flask_private, spread_file,
         [(record["sha256"], record["content_type"]) for record in spread], upload_png, render_hot_variant(hot),
-        f"{signed.path}?{signed.query}", fresh_signed_file,
+        f"{signed.path}?{signed.query}", fresh_signed_file, s3_hot,
     )
 
 
@@ -495,7 +499,7 @@ def upload_lua_args(seeded, root, name, count):
 # -- scenarios -----------------------------------------------------------------
 
 
-def scenarios(stack, flask, raw_url, raw_spread_file, seeded, root, upload_count):
+def scenarios(stack, flask, s3_stack, raw_url, raw_spread_file, seeded, root, upload_count):
     """The table of wrk runs, in the order they run and print."""
     auth = {"Authorization": f"Bearer {seeded.key}"}
     hot_size = seeded.hot["size_bytes"]
@@ -523,6 +527,8 @@ def scenarios(stack, flask, raw_url, raw_spread_file, seeded, root, upload_count
     return [
         get("raw nginx", f"{raw_url}/hot", expect_size=hot_size),
         get("public hot", stack.url + path(seeded.hot), expect_size=hot_size),
+        # The first request fills nginx's cache of S3 objects; the run measures what follows.
+        get("public hot, S3 storage", s3_stack.url + path(seeded.s3_hot), expect_size=hot_size, warm_up=True),
         get("raw nginx, variant bytes", f"{raw_url}/variant", expect_size=seeded.variant["size_bytes"]),
         get(
             "variant served again", f"{stack.url}{path(seeded.hot)}?{HOT_VARIANT}",
@@ -833,14 +839,19 @@ def main(quick, json_path, duration, connections, images):
     with contextlib.ExitStack() as cleanup:
         root = tempfile.mkdtemp(prefix="goodeye-bench-")
         cleanup.callback(shutil.rmtree, root, True)
-        db_urls = cleanup.enter_context(bench_databases(2))
+        db_urls = cleanup.enter_context(bench_databases(3))
         limits = ratelimit_env()
         print("starting the stacks...", file=sys.stderr)
         stack = start_stack(cleanup, root, "goodeye", db_urls[0], **limits)
         flask = start_stack(cleanup, root, "accel-off", db_urls[1], GOODEYE_ACCEL="off", **limits)
+        # S3 storage: moto's server on loopback, as the tests use (tests/s3_server.py).
+        s3 = S3Server().start()
+        cleanup.callback(s3.stop)
+        s3_env = s3.env(s3.create_bucket(f"goodeye-bench-{secrets.token_hex(4)}"))
+        s3_stack = start_stack(cleanup, root, "s3", db_urls[2], **s3_env, **limits)
         print(f"seeding {images} images...", file=sys.stderr)
         started = time.monotonic()
-        seeded = seed(stack, flask, images, root)
+        seeded = seed(stack, flask, s3_stack, images, root)
         seed_seconds = round(time.monotonic() - started, 1)
         blobs = LocalStorage(stack.settings.blob_dir)
         spread_dir, raw_spread_file = link_spread_blobs(blobs, seeded.spread_blobs, stack.settings.run_dir)
@@ -857,7 +868,7 @@ def main(quick, json_path, duration, connections, images):
         print("measuring...", file=sys.stderr)
         load_before = os.getloadavg()[0]
         results, raw_rps = measure(
-            scenarios(stack, flask, raw_url, raw_spread_file, seeded, root, upload_count=duration * 1000),
+            scenarios(stack, flask, s3_stack, raw_url, raw_spread_file, seeded, root, upload_count=duration * 1000),
             write_lua(root), duration, connections,
         )
         report = {
