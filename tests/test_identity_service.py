@@ -73,12 +73,17 @@ def test_creating_an_org_twice_returns_the_same_row_and_says_it_existed(ctx):
     }
 
 
+def assert_validation_error(call, value, message):
+    """call(value) is refused as a 400 invalid_request whose message says `message`."""
+    with pytest.raises(InvalidRequest) as refused:
+        call(value)
+    assert (refused.value.status, refused.value.slug, refused.value.code) == (400, "invalid_request", "VALIDATION_ERROR")
+    assert message in refused.value.message, value
+
+
 def test_a_bad_org_slug_is_a_validation_error_and_creates_nothing(ctx):
     for slug in ["Acme", "-acme", "ac me", "ac.me", "acme/x", "acme\n", "a" * 65, "", None, "ümlaut"]:
-        with pytest.raises(InvalidRequest) as refused:
-            create_org(slug)
-        assert (refused.value.status, refused.value.slug, refused.value.code) == (400, "invalid_request", "VALIDATION_ERROR")
-        assert "org slug must match" in refused.value.message, slug
+        assert_validation_error(create_org, slug, "org slug must match")
     assert Org.select().count() == 0
 
 
@@ -92,10 +97,7 @@ def test_the_longest_and_shortest_slugs_are_accepted(ctx):
 def test_a_bad_project_slug_is_a_validation_error_and_creates_nothing(ctx):
     create_org("acme")
     for path in ["acme/Site", "acme/-site", "acme/si te", "acme/site/x", "acme/site\n", "acme/" + "s" * 65]:
-        with pytest.raises(InvalidRequest) as refused:
-            create_project(path)
-        assert (refused.value.status, refused.value.slug, refused.value.code) == (400, "invalid_request", "VALIDATION_ERROR")
-        assert "project slug must match" in refused.value.message, path
+        assert_validation_error(create_project, path, "project slug must match")
     assert Project.select().count() == 0
 
 

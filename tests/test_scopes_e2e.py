@@ -186,6 +186,9 @@ def test_delete_removes_the_scopes_images_and_blobs_except_aliased_ones(scope_st
         f"{scope_stack.url}/v1/images", headers=scope_owner.headers, files={"file": ("copy.jpg", served[1].content, "image/jpeg")}
     )
     assert shared.status_code == 201
+    # HITs, whose decisions nginx keeps: the delete must reach the next request all the same.
+    for prompt in prompts:
+        assert live_get(scope_stack, scope_owner.project, scope, prompt).headers["X-Cache-Status"] == "HIT"
 
     deleted = api(scope_stack, scope_owner, "DELETE", f"/live/scopes/{scope}")
     assert deleted.status_code == 200

@@ -52,7 +52,9 @@ def decide_cdn_live(org, project, scope):
         return decide.pass_to_app()
     if image is None:
         return decide.pass_to_app()
-    return decision(ctx, image, lambda now: cdn.cdn_cache_control(image, now), cache_status="HIT", scope=scope)
+    # Lasting: a live URL names other bytes only after a regeneration, a deleted image or scope,
+    # each of which renames or removes the link this decision names.
+    return decision(ctx, image, lambda now: cdn.cdn_cache_control(image, now), cache_status="HIT", scope=scope, lasting=True)
 
 
 def _miss_response(ctx, outcome, scope, spec):

@@ -3,8 +3,9 @@
 nginx asks these endpoints (through `auth_request`) before serving an
 anonymous request for a public URL, and keeps the answer in its cache
 (`X-Accel-Expires`) for about a second (nginx counts whole seconds, so a kept
-answer can be up to two seconds old), or for an hour when the URL names one
-image for life (its token or filename) and the image has no expiry:
+answer can be up to two seconds old), or for an hour when the image has no
+expiry and the URL can name other bytes only by a change that renames or
+removes the image's link (a token, a filename, a live URL):
 
 - 204: serve the file at `X-Goodeye-Link` under the link dir, with the
   `X-Goodeye-*` headers;
@@ -38,8 +39,8 @@ def granted(ctx, image, cache_control_at, *, cache_status=None, scope=None, keep
     `cache_control_at(now)` is the Cache-Control the image's URL family gives at that
     time; `keep=False` when the URL may name another image any moment (an alias), or
     when what the decision promises ends within the window (a signature's expiry);
-    `lasting` when the URL names this image for life, so that a decision on an image
-    without expiry is kept for an hour; `link` names another link than the image's
+    `lasting` when the URL can name other bytes only through a change of the image's
+    link, so that a decision on an image without expiry is kept for an hour; `link` names another link than the image's
     own (a variant's); `signed`: the decision is for one signed URL, served from the
     image's signed link.
     """
