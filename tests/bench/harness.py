@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -853,7 +854,9 @@ def main(quick, json_path, duration, connections, images):
         print("starting the stacks...", file=sys.stderr)
         stack = start_stack(cleanup, root, "goodeye", db_urls[0], **limits)
         flask = start_stack(cleanup, root, "accel-off", db_urls[1], GOODEYE_ACCEL="off", **limits)
-        # S3 storage: moto's server on loopback, as the tests use (tests/s3_server.py).
+        # S3 storage: moto's server on loopback, as the tests use (tests/s3_server.py), without
+        # a log line per request on the bench's output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         s3 = S3Server().start()
         cleanup.callback(s3.stop)
         s3_env = s3.env(s3.create_bucket(f"goodeye-bench-{secrets.token_hex(4)}"))

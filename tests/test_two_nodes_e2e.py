@@ -1,0 +1,80 @@
+"""Two nodes on one database and one S3 bucket, as a deployment of several nodes runs: a change
+made through one node is refused or served by the other on its very next request, whatever
+that node kept (nginx's cache of S3 objects, a decision, a pooled connection)."""
+
+import hashlib
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests import factories
+from tests.conftest import s3_env, start_stack
+from tests.test_images_e2e import error_code
+
+
+@pytest.fixture(scope="module")
+def two_nodes(stack_root, mysql_databases, database_kind, s3_server):
+    """(node A, node B): two stacks on one database and one bucket."""
+    bucket = s3_env(s3_server)
+    first = start_stack(stack_root, mysql_databases, database_kind, **bucket)
+    second = start_stack(stack_root, mysql_databases, database_kind, database_url=first.settings.database, **bucket)
+    yield first, second
+    second.stack.stop()
+    first.stack.stop()
+
+
+def uploaded(node, owner, data, **fields):
+    response = requests.post(
+        f"{node.url}/v1/images", headers=owner.headers,
+        files={"file": ("image.png", data, "application/octet-stream")}, data={k: str(v) for k, v in fields.items()},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def on(node, record):
+    """The record's serving URL on `node` (each node has its own origin)."""
+    return node.url + urlsplit(record["url"]).path
+
+
+def test_private_new_bytes_and_delete_through_one_node_reach_the_others_next_request(two_nodes, http):
+    node_a, node_b = two_nodes
+    owner = node_a.new_owner()
+    first, second = factories.png(color=(200, 30, 30)), factories.png(color=(30, 200, 30))
+    record = uploaded(node_b, owner, first, visibility="public")
+    for _ in range(3):
+        served = http.get(on(node_a, record))
+        assert served.status_code == 200 and served.content == first
+
+    def change(method, path, **kwargs):
+        response = requests.request(method, f"{node_b.url}{path}", headers=owner.headers, **kwargs)
+        assert response.status_code in (200, 204), response.text
+
+    change("PATCH", f"/v1/images/{record['id']}", json={"visibility": "private"})
+    refused = http.get(on(node_a, record))
+    assert refused.status_code == 401 and error_code(refused) == "auth_required"
+
+    change("PATCH", f"/v1/images/{record['id']}", json={"visibility": "public"})
+    assert http.get(on(node_a, record)).content == first
+
+    change("PUT", f"/v1/images/{record['id']}/file", files={"file": ("new.png", second, "application/octet-stream")})
+    renewed = http.get(on(node_a, record))
+    assert renewed.content == second and renewed.headers["ETag"] == f'"{hashlib.sha256(second).hexdigest()}"'
+
+    change("DELETE", f"/v1/images/{record['id']}")
+    gone = http.get(on(node_a, record))
+    assert gone.status_code == 404 and error_code(gone) == "image_not_found"
+
+
+def test_a_signing_key_rotated_through_one_node_is_refused_by_the_other_at_once(two_nodes, http):
+    node_a, node_b = two_nodes
+    owner = node_a.new_owner()
+    record = uploaded(node_b, owner, factories.png(color=(30, 30, 200)))
+    signed = requests.post(f"{node_b.url}/v1/images/{record['id']}/signed-url", headers=owner.headers, json={"expires_in": 600})
+    assert signed.status_code == 200, signed.text
+    url = signed.json()["url"].replace(node_b.url, node_a.url)
+    assert http.get(url).status_code == 200 and http.get(url).status_code == 200
+    assert requests.post(f"{node_b.url}/v1/signing-key/rotate", headers=owner.headers).status_code == 200
+    refused = http.get(url)
+    assert refused.status_code == 403 and error_code(refused) == "invalid_signature"
