@@ -35,6 +35,8 @@ MYSQL_ADMIN_URL = os.environ.get("GOODEYE_TEST_MYSQL_URL", "mysql://root@127.0.0
 
 CONTRACT = OpenAPIChecker()
 STACK_ORIGINS = set()
+# (GOODEYE_ACCEL, GOODEYE_STORAGE) of the `stack` fixture: each store through nginx, and Flask streaming once.
+SERVING_MODES = [("nginx", "local"), ("off", "local"), ("nginx", "s3")]
 # The databases RunningStack.new_owner keeps a connection to (closed after each module).
 OWNER_DATABASES = []
 # The console, its assets, the API docs and the document itself are web pages for people,
@@ -42,11 +44,19 @@ OWNER_DATABASES = []
 CONSOLE_PATHS = re.compile(r"/(docs|openapi\.json|favicon\.ico|console/.*)?")
 
 
-def pytest_collection_modifyitems(items):
-    """Tests that start Goodeye (nginx, gunicorn) or a browser are slow: the inner loop (-m "not slow") runs in-process tests."""
+def pytest_collection_modifyitems(config, items):
+    """Tests that start Goodeye (nginx, gunicorn) or a browser are slow: the inner loop (-m "not slow") runs
+    in-process tests. A `one_mode` test runs on the first serving mode only."""
+    kept, dropped = [], []
     for item in items:
         if item.get_closest_marker("browser") or "stack_root" in item.fixturenames:
             item.add_marker(pytest.mark.slow)
+        callspec = getattr(item, "callspec", None)
+        mode = callspec.params.get("stack") if callspec else None
+        (dropped if item.get_closest_marker("one_mode") and mode not in (None, SERVING_MODES[0]) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def free_port():
@@ -229,7 +239,7 @@ def s3_env(s3_server):
     scope="session",
     # Each store through nginx, and Flask streaming once; the S3 fault tests
     # cover Flask streaming from S3.
-    params=[("nginx", "local"), ("off", "local"), ("nginx", "s3")],
+    params=SERVING_MODES,
     ids=["nginx-local", "off-local", "nginx-s3"],
 )
 def stack(request, stack_root, mysql_databases, database_kind):

@@ -84,6 +84,7 @@ def test_making_an_image_private_takes_it_off_the_cdn_at_once(stack, owner):
     assert cdn(stack, owner, "flip.png").status_code == 404
 
 
+@pytest.mark.one_mode
 @pytest.mark.parametrize("path, code", [("no-such-org/proj", "ORG_NOT_FOUND"), ("{org}/no-such-project", "PROJECT_NOT_FOUND")])
 def test_unknown_org_or_project(stack, owner, path, code):
     path = path.format(org=owner.project.split("/")[0])

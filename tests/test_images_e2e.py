@@ -204,6 +204,7 @@ def test_json_base64_upload(stack, owner):
     assert requests.get(response.json()["url"]).content == data
 
 
+@pytest.mark.one_mode
 @pytest.mark.parametrize("body,slug", [
     ({"data": "not base64!!"}, "invalid_request"),
     ({"data": ""}, "invalid_request"),
@@ -222,6 +223,7 @@ def test_bad_json_uploads(stack, owner, body, slug):
     assert error_code(response) == slug
 
 
+@pytest.mark.one_mode
 def test_multipart_without_file_is_400(stack, owner):
     response = requests.post(f"{stack.url}/v1/images", headers=owner.headers, files={"other": ("a", b"x")})
     assert response.status_code == 400 and error_code(response) == "invalid_request"
@@ -240,12 +242,14 @@ def test_identical_bytes_are_stored_once_and_kept_while_referenced(stack, owner,
     assert first["sha256"] not in blob_files(stack)
 
 
+@pytest.mark.one_mode
 def test_taken_filename_gets_a_suffix(stack, owner):
     a = uploaded(stack, owner, filename="logo.png")
     b = uploaded(stack, owner, filename="logo.png")
     assert a["filename"] == "logo.png" and b["filename"] != "logo.png" and b["filename"].endswith(".png")
 
 
+@pytest.mark.one_mode
 def test_filename_is_sanitised(stack, owner):
     record = uploaded(stack, owner, filename="../../etc/pa ss\r\nX-Injected: 1.png")
     assert "/" not in record["filename"] and "\n" not in record["filename"] and " " not in record["filename"]
@@ -297,6 +301,7 @@ def test_revoked_key_is_401(stack, owner, http):
     assert http.get(record["url"], headers=owner.headers).status_code == 401
 
 
+@pytest.mark.one_mode
 def test_management_api_requires_credentials(stack, http):
     response = http.get(f"{stack.url}/v1/images")
     assert response.status_code == 401 and error_code(response) == "auth_required"
@@ -351,6 +356,7 @@ def test_head_conditional_and_range_requests(stack, owner, http):
 # --- listing ----------------------------------------------------------------
 
 
+@pytest.mark.one_mode
 def test_list_filters_and_limits(stack, owner, http):
     public = uploaded(stack, owner, visibility="public")
     private = uploaded(stack, owner)
@@ -364,6 +370,7 @@ def test_list_filters_and_limits(stack, owner, http):
         assert response.status_code == 400 and error_code(response) == "invalid_request", bad
 
 
+@pytest.mark.one_mode
 def test_cursor_pagination_has_no_duplicates_or_gaps_while_images_are_added(stack, owner, http):
     originals = [uploaded(stack, owner)["id"] for _ in range(7)]
     seen, cursor = [], None
@@ -423,6 +430,7 @@ def test_permanent_and_clearing_a_ttl_are_the_same_state(stack, owner, http, cle
     assert patched.status_code == 200 and patched.json()["expires_at"] is None
 
 
+@pytest.mark.one_mode
 @pytest.mark.parametrize("body", [
     {"ttl_seconds": 60, "permanent": True},
     {"ttl_seconds": 0},
@@ -441,6 +449,7 @@ def test_bad_patches_are_400_and_change_nothing(stack, owner, http, body):
     assert after == record
 
 
+@pytest.mark.one_mode
 def test_patch_body_must_be_json_object(stack, owner, http):
     record = uploaded(stack, owner)
     response = http.patch(f"{stack.url}/v1/images/{record['id']}", headers=owner.headers, data="[1,2]")
@@ -508,6 +517,7 @@ def test_health_and_readiness(stack, http):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
+@pytest.mark.one_mode
 def test_unknown_endpoint_is_json_404(stack, http):
     response = http.get(f"{stack.url}/v1/nothing-here")
     assert response.status_code == 404 and error_code(response) == "not_found"
@@ -534,6 +544,7 @@ def test_a_just_served_public_image_made_private_is_refused_at_once(stack, owner
     assert http.get(record["url"], headers=owner.headers).status_code == 200
 
 
+@pytest.mark.one_mode
 @pytest.mark.parametrize("suffix", ["..%2Fimages", "img_x%2F..%2F..%2Fhealthz", "%2e%2e", "img_" + "a" * 80, "img_x%0A", "img_x/%0Ay"])
 def test_traversal_in_the_image_id_is_404(stack, owner, http, suffix):
     for method in ("GET", "PATCH", "DELETE"):
@@ -567,6 +578,7 @@ def test_a_new_ttl_bounds_cache_control_on_the_very_next_request(stack, owner, h
     assert http.get(record["url"]).headers["Cache-Control"] == "public, max-age=3600"
 
 
+@pytest.mark.one_mode
 @pytest.mark.parametrize("query", [
     "limit=%C2%B2",                    # a digit to str.isdigit(), not to int()
     "limit=" + "9" * 4400,             # past Python's int() digit limit
@@ -584,6 +596,7 @@ def test_a_ttl_of_thousands_of_digits_is_400_and_stores_nothing(stack, owner):
     assert (blob_files(stack), image_count(stack, owner)) == (before_blobs, before_rows)
 
 
+@pytest.mark.one_mode
 def test_a_body_nested_deeper_than_the_json_parser_goes_is_400(stack, owner):
     body = "[" * 100000 + "]" * 100000
     record = uploaded(stack, owner)

@@ -5,6 +5,7 @@ import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import pytest
 import requests
 
 from tests import factories
@@ -192,6 +193,7 @@ BAD_SIGNING_REQUESTS = [
 ]
 
 
+@pytest.mark.one_mode
 def test_bad_signing_requests_are_400(stack, owner):
     record = uploaded(stack, owner)
     for body in BAD_SIGNING_REQUESTS:
@@ -201,6 +203,7 @@ def test_bad_signing_requests_are_400(stack, owner):
     assert response.status_code == 400
 
 
+@pytest.mark.one_mode
 def test_signing_needs_the_owner(stack, owner, other_owner, http):
     record = uploaded(stack, owner)
     assert http.post(f"{stack.url}/v1/images/{record['id']}/signed-url", json={}).status_code == 401
