@@ -62,6 +62,15 @@ def _worker_pids(master_pid):
         return {int(pid) for pid in handle.read().split()}
 
 
+def _wait_for_workers(master_pid, done, failure):
+    """The master's worker pids once `done(pids)` holds (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while not done(pids := _worker_pids(master_pid)):
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+    return pids
+
+
 def _send_mix(stack, owner, session):
     """A known mix of requests; returns what each family/status should have counted."""
     uploads = [session.post(f"{stack.url}/v1/images", headers=owner.headers, files={"file": ("m.png", factories.png())})
@@ -79,18 +88,15 @@ def _send_mix(stack, owner, session):
 def test_metrics_count_every_request_across_workers_and_a_restart(ops_stack):
     owner = ops_stack.new_owner()
     master = ops_stack.stack.processes["gunicorn"].pid
-    before = _worker_pids(master)
-    assert len(before) == 3
+    # The stack is ready when one worker answers; gunicorn may still be forking the others.
+    before = _wait_for_workers(master, lambda pids: len(pids) == 3, "gunicorn did not start its three workers")
     start = _scrape(ops_stack)
     with requests.Session() as session:
         stored_bytes = _send_mix(ops_stack, owner, session)
 
     # HUP: gunicorn replaces every worker. The old workers' counts must stay in the totals.
     os.kill(master, signal.SIGHUP)
-    deadline = time.monotonic() + 30
-    while not (len(_worker_pids(master)) == 3 and not _worker_pids(master) & before):
-        assert time.monotonic() < deadline, "gunicorn did not replace its workers"
-        time.sleep(0.1)
+    _wait_for_workers(master, lambda pids: len(pids) == 3 and not pids & before, "gunicorn did not replace its workers")
     with requests.Session() as session:
         stored_bytes += _send_mix(ops_stack, owner, session)
 
