@@ -1,5 +1,6 @@
 """Small real images made on the fly."""
 
+import functools
 import io
 import random
 import struct
@@ -51,8 +52,9 @@ def secret_exif():
     return exif.tobytes()
 
 
+@functools.cache
 def srgb_profile():
-    """An ICC colour profile, which stripping must keep."""
+    """An ICC colour profile, which stripping must keep (the same bytes all run: lcms stamps each with the time)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
