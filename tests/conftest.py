@@ -53,7 +53,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         callspec = getattr(item, "callspec", None)
         mode = callspec.params.get("stack") if callspec else None
-        (dropped if item.get_closest_marker("one_mode") and mode not in (None, SERVING_MODES[0]) else kept).append(item)
+        if item.get_closest_marker("one_mode") and mode not in (None, SERVING_MODES[0]):
+            dropped.append(item)
+        else:
+            kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
