@@ -12,18 +12,9 @@ import requests
 
 from goodeye import create_app
 from goodeye.serving.decide import KEEP_SECONDS, LASTING_KEEP_SECONDS
-from tests import factories
-
-
-def upload(stack, owner, **fields):
-    response = requests.post(
-        f"{stack.url}/v1/images",
-        headers=owner.headers,
-        files={"file": (fields.pop("filename", "image.png"), factories.png(color=(20, 90, 160)), "application/octet-stream")},
-        data={key: str(value) for key, value in fields.items()},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+from goodeye.stack import Stack
+from tests.conftest import start_stack
+from tests.test_cdn_e2e import upload
 
 
 def patch(stack, owner, record, **changes):
@@ -101,3 +92,19 @@ def test_a_change_of_metadata_shows_in_last_modified_on_the_next_request(plain_s
     for record in (holder, taker):
         served = http.get(urls[record["id"]])
         assert served.status_code == 200 and served.headers["Last-Modified"] == last_modified(record), record["id"]
+
+
+def test_kept_decisions_start_afresh_with_the_stack(stack_root, mysql_databases, database_kind, http):
+    running = start_stack(stack_root, mysql_databases, database_kind, GOODEYE_PUBLIC_MAX_AGE="600")
+    try:
+        owner = running.new_owner()
+        record = upload(running, owner, visibility="public")
+        for _kept in range(2):
+            assert http.get(record["url"]).headers["Cache-Control"] == "public, max-age=600"
+        running.stack.stop()
+        # The same data dir with another setting: a decision kept on disk would still say 600.
+        running.stack = Stack({**running.env, "GOODEYE_PUBLIC_MAX_AGE": "300"}, with_sweeper=False)
+        running.stack.start()
+        assert requests.get(record["url"]).headers["Cache-Control"] == "public, max-age=300"
+    finally:
+        running.stack.stop()

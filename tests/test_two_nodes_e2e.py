@@ -10,7 +10,7 @@ import requests
 
 from tests import factories
 from tests.conftest import s3_env, start_stack
-from tests.test_images_e2e import error_code
+from tests.test_images_e2e import error_code, uploaded
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +22,6 @@ def two_nodes(stack_root, mysql_databases, database_kind, s3_server):
     yield first, second
     second.stack.stop()
     first.stack.stop()
-
-
-def uploaded(node, owner, data, **fields):
-    response = requests.post(
-        f"{node.url}/v1/images", headers=owner.headers,
-        files={"file": ("image.png", data, "application/octet-stream")}, data={k: str(v) for k, v in fields.items()},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def on(node, record):
