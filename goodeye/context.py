@@ -10,7 +10,7 @@ from goodeye.db import open_database
 from goodeye.generation.registry import GeneratorRegistry
 from goodeye.images.validation import ImageLimits
 from goodeye.ratelimit import RateLimiter
-from goodeye.serving.links import LinkIndex
+from goodeye.serving.links import CopyIndex, LinkIndex
 from goodeye.serving.tokens import TokenSigner
 from goodeye.storage import BlobStorage, create_storage
 from goodeye.variants.slots import RenderSlots
@@ -27,7 +27,7 @@ class Context:
     limiter: RateLimiter
     generators: GeneratorRegistry
     tokens: TokenSigner
-    links: LinkIndex | None
+    links: LinkIndex | CopyIndex | None
     render_slots: RenderSlots
 
     @staticmethod
@@ -42,6 +42,15 @@ class Context:
             max_decode_samples=settings.max_decode_samples,
         )
 
+    @staticmethod
+    def links_from(settings, storage):
+        """What nginx's fast path serves public images from: hard links to local blobs, or this node's copies of S3 ones."""
+        if settings.storage == "local":
+            return LinkIndex(settings.link_dir, storage.path)
+        if settings.accel == "nginx":
+            return CopyIndex(settings.link_dir, os.path.join(settings.run_dir, "copy-wants"))
+        return None
+
     @classmethod
     def from_settings(cls, settings, database=None):
         """Build every long-lived object the settings describe (the database: `database`, else a new one)."""
@@ -54,8 +63,7 @@ class Context:
             limiter=RateLimiter(settings.ratelimit_storage_uri, key_prefix=settings.ratelimit_key_prefix),
             generators=GeneratorRegistry.from_settings(settings),
             tokens=TokenSigner(),
-            # nginx's fast path serves public images from hard links to local blobs.
-            links=LinkIndex(settings.link_dir, storage.path) if settings.storage == "local" else None,
+            links=cls.links_from(settings, storage),
             render_slots=RenderSlots(os.path.join(settings.run_dir, "render-slots")),
         )
 

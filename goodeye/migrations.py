@@ -15,10 +15,12 @@ from goodeye.models import (
     BlocklistEntry,
     Generation,
     Image,
+    LinkChange,
     Project,
     RateLimitCounter,
     SchemaMigration,
     ServerSecret,
+    ServingNode,
     SigningKey,
     Variant,
 )
@@ -106,6 +108,10 @@ def _add_project_usage():
     )
 
 
+def _create_node_tables():
+    database.create_tables([LinkChange, ServingNode], safe=True)
+
+
 def _create_signing_keys():
     database.create_tables([SigningKey], safe=True)
 
@@ -120,6 +126,7 @@ MIGRATIONS = [
     (8, "signing_key: each project's secret for signed serving URLs", _create_signing_keys),
     (9, "similar images: image.phash_bits and phash_band0-3 (filled, indexed), blocklist_entry", _create_phash_index),
     (10, "project quotas and usage counters, backfilled from the image rows", _add_project_usage),
+    (11, "link_change, serving_node: nodes' copies of public S3 blobs follow every change", _create_node_tables),
 ]
 
 

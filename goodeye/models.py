@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 from peewee import (
     AutoField,
+    BigAutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -275,3 +276,26 @@ class Variant(BaseModel):
 
     class Meta:
         indexes = ((("source_sha256", "params"), True),)
+
+
+class LinkChange(BaseModel):
+    """A change to an image that every node's copies of public S3 blobs must follow (goodeye/serving/nodes.py)."""
+
+    id = BigAutoField()
+    token = CharField(max_length=64)
+    # The database's clock, never a node's: nodes compare it with the times they polled at.
+    created_at = PreciseDateTimeField(index=True)
+
+    class Meta:
+        table_name = "link_change"
+
+
+class ServingNode(BaseModel):
+    """A node that keeps copies of public S3 blobs for nginx: the changes it has followed, and until when it may serve them."""
+
+    name = CharField(max_length=128, primary_key=True)
+    followed_until = PreciseDateTimeField()
+    lease_until = PreciseDateTimeField()
+
+    class Meta:
+        table_name = "serving_node"

@@ -1,4 +1,4 @@
-"""Run the whole stack: two gunicorn pools on unix sockets, nginx in front, the sweeper beside.
+"""Run the whole stack: two gunicorn pools on unix sockets, nginx in front, the sweeper (and on S3 the follower) beside.
 
 The app pool (`gunicorn.sock`) takes the API: uploads, generation, live MISSes. The serving
 pool (`gunicorn-serve.sock`, GOODEYE_SERVE_WORKERS) takes what stands before image bytes:
@@ -174,7 +174,7 @@ def render_nginx_config(settings):
         trusted_proxies=settings.trusted_proxies,
         blob_dir=settings.blob_dir,
         link_dir=settings.link_dir,
-        fast_path=settings.accel == "nginx" and settings.storage == "local",
+        fast_path=settings.accel == "nginx",
         s3=_s3_nginx(settings),
         console=_console_nginx(settings),
         # Room for multipart framing and base64 (4/3) around the largest image.
@@ -284,6 +284,9 @@ class Stack:
         self._spawn_gunicorn("gunicorn", APP_SOCKET, self.settings.workers)
         self._spawn_gunicorn("gunicorn-serve", SERVE_SOCKET, self.settings.serve_workers)
         self._spawn("nginx", [nginx, "-e", _log_file(self.settings, "nginx-error.log", stream="stderr"), "-c", conf])
+        if self.settings.storage == "s3" and self.settings.accel == "nginx":
+            # Not optional: it keeps this node's copies of public S3 blobs in step with every change.
+            self._spawn("follower", [sys.executable, "-m", "goodeye.cli", "admin", "follow-links"], env=self.counted_env)
         if self.with_sweeper:
             self._spawn("sweeper", [sys.executable, "-m", "goodeye.cli", "admin", "sweep", "--loop"], env=self.counted_env)
         self.wait_ready(timeout)

@@ -313,6 +313,19 @@ def sweep_command(settings, loop, as_json):
         time.sleep(settings.sweep_interval_seconds)
 
 
+@admin.command("follow-links")
+@click.pass_obj
+def follow_links_command(settings):
+    """Keep this node's copies of public S3 blobs in step with every change (started by `goodeye serve`)."""
+    from goodeye.serving.nodes import Follower, follows_changes, node_name
+
+    ctx = command_context(settings)
+    if not follows_changes(ctx):
+        fail("Only nodes on S3 storage with GOODEYE_ACCEL=nginx keep copies to follow.")
+    logs.configure(settings.log_format)
+    Follower(ctx, node_name(settings)).run()
+
+
 @admin.group(cls=AdminGroup)
 def blocklist():
     """Pictures no project may store (re-encoded and resized copies included)."""

@@ -21,6 +21,7 @@ from goodeye.images.validation import validate_image
 from goodeye.models import Image, Project, utcnow
 from goodeye.projects.quota import check_room, release_usage, take_usage
 from goodeye.serving import signing
+from goodeye.serving.nodes import announce
 from goodeye.similar.bands import phash_columns
 from goodeye.similar.blocklist import check_not_blocked
 
@@ -100,10 +101,26 @@ def insert_validated(ctx, project_id, data, info, placement, *, source, generati
 def record_created(ctx, image):
     """What follows a committed new image: its fast-path link and its count in the metrics."""
     metrics.count_upload(image.source, image.size_bytes)
-    sync_link(ctx, image)
+    # No node can have a copy of a new image: nothing to announce.
+    _relink(ctx, image)
 
 
 def sync_link(ctx, image):
+    """After a committed change to an image: its links as the image is now, on every node before this returns."""
+    _relink(ctx, image)
+    announce(ctx, [image.token])
+
+
+def sync_links_of(ctx, tokens):
+    """sync_link for the images of these tokens as they are now: after a change made in bulk (their Last-Modified moved)."""
+    if ctx.links is None or not tokens:
+        return
+    for image in Image.select().where(Image.token.in_(list(tokens))):
+        _relink(ctx, image)
+    announce(ctx, tokens)
+
+
+def _relink(ctx, image):
     """Give a public, unexpired image its fast-path link, take it from any other; keep a signed link current."""
     if ctx.links is None:
         return
@@ -117,14 +134,6 @@ def sync_link(ctx, image):
             ctx.links.add(image, signed=True)
         else:
             ctx.links.remove(image.token, signed=True)
-
-
-def sync_links_of(ctx, tokens):
-    """sync_link for the images of these tokens as they are now: after a change made in bulk (their Last-Modified moved)."""
-    if ctx.links is None or not tokens:
-        return
-    for image in Image.select().where(Image.token.in_(list(tokens))):
-        sync_link(ctx, image)
 
 
 @retry_on_deadlock
@@ -226,8 +235,7 @@ def update_image(ctx, project_id, image_id, changes):
     if changes.filename is not None:
         updates["filename"] = changes.filename
     image, released = _apply_update(project_id, image_id, updates, changes.change_alias, changes.alias, now)
-    sync_link(ctx, image)
-    sync_links_of(ctx, released)
+    sync_links_of(ctx, [image.token, *released])
     return image
 
 
@@ -328,10 +336,11 @@ class Removal:
     unreferenced: list = field(default_factory=list)
 
     def finish(self, ctx):
-        """After the commit: drop the links, then the bytes no image references any more."""
+        """After the commit: drop the links (on every node), then the bytes no image references any more."""
         if ctx.links is not None:
             for token in self.tokens:
                 ctx.links.remove(token)
+            announce(ctx, self.tokens)
         for sha256 in self.unreferenced:
             reclaim_if_unreferenced(ctx.storage, sha256)
 

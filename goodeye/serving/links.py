@@ -17,13 +17,18 @@ visibility), so that nginx can serve a private image after a kept decision of
 that exact signed URL; it is removed, renamed and swapped like the public one.
 Links live beside the blobs (same filesystem), so a link costs a directory
 entry, not a copy.
+
+On S3 storage a node has no blob files to link to: CopyIndex keeps copies of
+public images' blobs instead, under the same names, made and removed by the
+node's follower (goodeye/serving/nodes.py), which every change waits for.
 """
 
 import calendar
 import os
+import shutil
 import tempfile
 
-from goodeye.files import make_private_dir
+from goodeye.files import SERVED_FILE_MODE, make_private_dir
 
 SIGNED_DIR = "signed"
 
@@ -34,6 +39,9 @@ class LinkIndex:
     The last change is in epoch microseconds, the expiry in epoch seconds. The methods take the image (anything with its token,
     sha256, expires_at and updated_at).
     """
+
+    # Whether images with signed URLs get a link under signed/.
+    links_signed_urls = True
 
     def __init__(self, root, blob_path):
         self.root = os.path.abspath(root)
@@ -124,6 +132,9 @@ class LinkIndex:
                 continue
         return False
 
+    def want(self, image):
+        """Ask for a link of this served image: links of local blobs exist from the change that made the image public."""
+
     def has(self, token, signed=False):
         """Whether the token has a link in that namespace."""
         try:
@@ -160,6 +171,73 @@ class LinkIndex:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             yield from {name.split("~")[0] for name in names if not name.startswith(".")}
+
+
+class CopyIndex(LinkIndex):
+    """Copies of public images' S3 blobs on this node's disk, named as links are, for nginx's fast path.
+
+    Only the node's follower makes copies, of originals asked for by a request
+    the app served (`want`); the app removes them as it removes links. Signed
+    URLs and variants have none: the app serves them.
+    """
+
+    links_signed_urls = False
+
+    def __init__(self, root, wants_dir):
+        super().__init__(root, blob_path=None)
+        self.wants_dir = wants_dir
+
+    def add(self, image, signed=False):
+        """Copies are made by the follower alone (`place`)."""
+
+    def add_variant(self, image, variant_sha256):
+        """Variants have no copies."""
+        return None
+
+    def rename_to_current(self, image, signed=False):
+        """A copy named otherwise goes: the follower copies the image again when it is next asked for."""
+        self._remove_names(self._directory(image.token, signed), image.token, keep=_name(image))
+        return False
+
+    def want(self, image):
+        """Ask the follower for a copy of this image (it checks the image is public, as it is then)."""
+        path = os.path.join(self.wants_dir, image.token)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except FileNotFoundError:
+            make_private_dir(self.wants_dir)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+    def take_wants(self):
+        """The tokens asked for since the last call."""
+        try:
+            tokens = os.listdir(self.wants_dir)
+        except FileNotFoundError:
+            return []
+        for token in tokens:
+            os.unlink(os.path.join(self.wants_dir, token))
+        return tokens
+
+    def temporary_file(self):
+        """A new file beside the copies, for a download to be placed: (file object, path)."""
+        make_private_dir(self.root)
+        fd, path = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        os.fchmod(fd, SERVED_FILE_MODE)
+        return os.fdopen(fd, "wb"), path
+
+    def place(self, image, downloaded):
+        """Make the downloaded file the image's copy under its current name, replacing the token's others; its relative path."""
+        directory = self._directory(image.token, False)
+        make_private_dir(directory)
+        name = _name(image)
+        os.replace(downloaded, os.path.join(directory, name))
+        self._remove_names(directory, image.token, keep=name)
+        return self.relative_path(image)
+
+    def wipe(self):
+        """Remove every copy (a node that may have missed changes starts from none)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        make_private_dir(self.root)
 
 
 def _name(image):

@@ -60,7 +60,8 @@ def decide_v1(token):
 def _decide_signed(ctx, token):
     """A signed URL of an original that holds is served from the image's signed link; nginx keys it on the whole URL.
 
-    A signed variant URL goes to the app (variant links belong to public images).
+    A signed variant URL goes to the app (variant links belong to public images), as
+    does every signed URL on S3 (a node's copies are of public images only).
     """
     try:
         query = signing.parse_signed_query(request.args)
@@ -68,7 +69,7 @@ def _decide_signed(ctx, token):
     except GoodeyeError:
         # Refusals are not kept (the app answers each with its own slug).
         return decide.pass_to_app()
-    if query.variant:
+    if query.variant or not ctx.links.links_signed_urls:
         return decide.pass_to_app()
     keep = query.expires - time.time() > decide.WORST_AGE_SECONDS + 1
     return decide.granted(

@@ -19,8 +19,14 @@ def requested_variant(ctx):
 
 
 def as_variant(ctx, image, spec, *, anonymous):
-    """The image to serve: `image` itself, or its variant (rendered on first request) when `spec` asks for one."""
+    """The image to serve: `image` itself, or its variant (rendered on first request) when `spec` asks for one.
+
+    An original the app serves is also asked for as a link: on S3 this node then
+    copies it, if public, so that nginx serves the next request alone.
+    """
     if spec is None:
+        if ctx.links is not None:
+            ctx.links.want(image)
         return image
     ip = client_ip() if anonymous else None
     return variant_of(ctx, image, spec, accept=request.headers.get("Accept"), anonymous_ip=ip)

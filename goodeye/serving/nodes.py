@@ -1,0 +1,265 @@
+"""How a change made through one node reaches every node's copies of public S3 blobs before it answers.
+
+On S3 storage each node keeps copies of public images' blobs on its own disk
+(CopyIndex in goodeye/serving/links.py), which nginx serves as it serves local
+links, after a decision it may keep for an hour. Another node's change cannot
+touch those files, so:
+
+- a change records the tokens it touched (`link_change`, after its commit), then
+  waits until every node holding a lease has followed the changes up to that
+  moment (`announce`);
+- each node's follower (`goodeye admin follow-links`, started beside nginx by
+  goodeye/stack.py) polls the changes every POLL_SECONDS, removes the copies
+  they touch, then records how far it has followed (`serving_node`);
+- a follower renews its lease as it polls; one that cannot poll removes every
+  copy before its lease runs out, so a change waits for it no longer than that;
+- copies are made by the follower alone, from the image's row read after the
+  download: a change committed after that read is followed, and the copy
+  removed, before the change answers.
+
+Times are the database's clock (MySQL's UTC_TIMESTAMP), so nodes' clocks need
+not agree; on SQLite one machine runs everything and its clock is the one.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from peewee import fn
+
+from goodeye.db import database, is_sqlite
+from goodeye.models import Image, LinkChange, ServingNode, utcnow
+from goodeye.serving.links import CopyIndex
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.01
+LEASE_SECONDS = 3.0
+# A follower writes its lease at least this often, and drops every copy this long before its lease runs out.
+RENEW_SECONDS = 0.5
+MARGIN_SECONDS = 1.0
+# A poll also reads changes this much older than the previous poll: a change's row is
+# committed within moments of the time it carries, but not always before a poll that starts then.
+OVERLAP = timedelta(seconds=5)
+# Changes older than this are deleted (every node has followed them long before).
+KEEP_CHANGES = timedelta(minutes=10)
+DOWNLOAD_THREADS = 2
+
+
+def database_now():
+    """The database's clock, in UTC."""
+    if is_sqlite():
+        return utcnow()
+    return database.execute_sql("SELECT UTC_TIMESTAMP(6)").fetchone()[0]
+
+
+def follows_changes(ctx):
+    """Whether this deployment's nodes keep copies that changes must reach."""
+    return isinstance(ctx.links, CopyIndex)
+
+
+def announce(ctx, tokens):
+    """After a committed change to these images: return once every node with a lease has dropped its copies of them."""
+    if not follows_changes(ctx) or not tokens:
+        return
+    stamp = utcnow() if is_sqlite() else fn.UTC_TIMESTAMP(6)
+    LinkChange.insert_many([{LinkChange.token: token, LinkChange.created_at: stamp} for token in set(tokens)]).execute()
+    wait_for_nodes(database_now())
+
+
+def wait_for_nodes(moment):
+    """Wait until every node whose lease runs past `moment` has followed the changes made before it (at most a lease)."""
+    started = time.monotonic()
+    while True:
+        waited = timedelta(seconds=time.monotonic() - started)
+        behind = [
+            name
+            for (name,) in ServingNode.select(ServingNode.name)
+            .where(ServingNode.followed_until < moment, ServingNode.lease_until > moment + waited)
+            .tuples()
+        ]
+        if not behind:
+            return
+        if waited.total_seconds() > LEASE_SECONDS:
+            # Their leases have run out meanwhile: each has dropped its copies, or will not serve them.
+            log.warning("nodes %s did not follow a change within their lease", behind)
+            return
+        time.sleep(0.002)
+
+
+def node_name(settings):
+    """This node's name: its host and its copies' directory."""
+    digest = hashlib.sha256(settings.link_dir.encode()).hexdigest()[:16]
+    return f"{socket.gethostname()[:100]}:{digest}"
+
+
+def max_copy_bytes(size):
+    """nginx's size notation (500m, 10g) in bytes."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    size = size.strip().lower()
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+
+class Follower:
+    """A node's follower: drops the copies changes touch, makes the copies asked for, holds the node's lease."""
+
+    def __init__(self, ctx, name):
+        self.ctx = ctx
+        self.copies = ctx.links
+        self.name = name
+        self.max_bytes = max_copy_bytes(ctx.settings.s3_cache_max_size)
+        self.downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="copy")
+        self.pending = {}  # token -> future of the downloaded file's path
+        self.kept = OrderedDict()  # token -> bytes, oldest copy first
+        self.seen = {}  # change id -> its poll's time, until it falls out of the overlap
+        self.last_poll = None
+        self.renewed_at = None
+        self.pruned_at = None
+        # The copies may be served until this (monotonic) time; the watchdog drops them all after it.
+        self.serve_until = 0.0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self):
+        """Follow until SIGTERM or SIGINT, then drop the node's copies and its lease."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stopping.set())
+        self.copies.wipe()
+        threading.Thread(target=self._watchdog, daemon=True, name="watchdog").start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    with database.connection_context():
+                        self.poll()
+                except Exception:  # an outage must not end the follower: the watchdog drops the copies
+                    log.exception("following changes failed; retrying")
+                    self.stopping.wait(RENEW_SECONDS)
+                self.stopping.wait(POLL_SECONDS)
+        finally:
+            self._stop_serving()
+            self.downloads.shutdown(wait=False, cancel_futures=True)
+            with database.connection_context():
+                ServingNode.delete().where(ServingNode.name == self.name).execute()
+
+    def poll(self):
+        """One round: drop the copies of changed images, place finished downloads, start wanted ones, renew the lease."""
+        clock = time.monotonic()
+        now = database_now()
+        recent, changed = self._changes_since(now)
+        for token in changed:
+            self.copies.remove(token, signed=False)
+            self.kept.pop(token, None)
+        self.last_poll = now
+        self._place_downloads()
+        self._start_downloads()
+        # While changes are recent, every poll records itself: a change waits for a poll that began after
+        # it committed, even when an earlier poll already saw it.
+        if recent or self.renewed_at is None or clock - self.renewed_at >= RENEW_SECONDS:
+            self._renew(now, clock)
+        if self.pruned_at is None or clock - self.pruned_at > 60:
+            LinkChange.delete().where(LinkChange.created_at < now - KEEP_CHANGES).execute()
+            self.pruned_at = clock
+
+    def _changes_since(self, now):
+        since = (self.last_poll or now) - OVERLAP
+        recent = list(LinkChange.select(LinkChange.id, LinkChange.token).where(LinkChange.created_at >= since).tuples())
+        changed = set()
+        for change_id, token in recent:
+            if change_id not in self.seen:
+                self.seen[change_id] = now
+                changed.add(token)
+        self.seen = {change_id: at for change_id, at in self.seen.items() if at >= since}
+        return bool(recent), changed
+
+    def _renew(self, now, clock):
+        values = {ServingNode.followed_until: now, ServingNode.lease_until: now + timedelta(seconds=LEASE_SECONDS)}
+        ServingNode.insert({ServingNode.name: self.name, **values}).on_conflict(
+            # SQLite's upsert must name the conflicting key; MySQL's must not.
+            conflict_target=[ServingNode.name] if is_sqlite() else None,
+            update=values,
+        ).execute()
+        self.renewed_at = clock
+        with self.lock:
+            self.serve_until = clock + LEASE_SECONDS - MARGIN_SECONDS
+
+    def _start_downloads(self):
+        wanted = [token for token in self.copies.take_wants() if token not in self.pending and not self.copies.has(token)]
+        if not wanted:
+            return
+        for row in _public_rows(wanted):
+            self.pending[row.token] = self.downloads.submit(self._download, row.sha256)
+
+    def _download(self, sha256):
+        handle, path = self.copies.temporary_file()
+        with handle, self.ctx.storage.open(sha256) as stream:
+            shutil.copyfileobj(stream, handle, 1024 * 1024)
+        return sha256, path
+
+    def _place_downloads(self):
+        done = {token: future for token, future in self.pending.items() if future.done()}
+        if not done:
+            return
+        for token in done:
+            del self.pending[token]
+        downloaded = {}
+        for token, future in done.items():
+            try:
+                downloaded[token] = future.result()
+            except Exception:  # the store's outage: the app keeps serving it, and asks again
+                log.exception("copying the blob of %s failed", token)
+        # Read after the download: a change committed later is dropped by a later poll, which the change waits for.
+        current = {row.token: row for row in _public_rows(list(downloaded))}
+        for token, (sha256, path) in downloaded.items():
+            row = current.get(token)
+            with self.lock:
+                if row is not None and row.sha256 == sha256 and time.monotonic() < self.serve_until:
+                    self.copies.place(row, path)
+                    self.kept[token] = row.size_bytes
+                    continue
+            _unlink(path)
+        self._evict()
+
+    def _evict(self):
+        total = sum(self.kept.values())
+        while total > self.max_bytes and self.kept:
+            token, size = self.kept.popitem(last=False)
+            self.copies.remove(token, signed=False)
+            total -= size
+
+    def _watchdog(self):
+        while not self.stopping.wait(0.1):
+            with self.lock:
+                stale = time.monotonic() >= self.serve_until
+            if stale and self.kept:
+                log.warning("no poll within the lease: dropping every copy")
+                self._stop_serving()
+
+    def _stop_serving(self):
+        with self.lock:
+            self.serve_until = 0.0
+            self.copies.wipe()
+            self.kept.clear()
+
+
+def _public_rows(tokens):
+    """The rows of these tokens' public, unexpired images (what a copy is named after)."""
+    now = utcnow()
+    return list(
+        Image.select(Image.token, Image.sha256, Image.size_bytes, Image.expires_at, Image.updated_at)
+        .where(Image.token.in_(tokens), Image.visibility == "public", (Image.expires_at.is_null()) | (Image.expires_at > now))
+    )
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
