@@ -2,6 +2,7 @@
 
 import logging
 import re
+import signal
 import time
 
 import click
@@ -323,7 +324,10 @@ def follow_links_command(settings):
     if not follows_changes(ctx):
         fail("Only nodes on S3 storage with GOODEYE_ACCEL=nginx keep copies to follow.")
     logs.configure(settings.log_format)
-    Follower(ctx, node_name(settings)).run()
+    follower = Follower(ctx, node_name(settings))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: follower.stopping.set())
+    follower.run()
 
 
 @admin.group(cls=AdminGroup)

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -129,9 +128,7 @@ class Follower:
         self.stopping = threading.Event()
 
     def run(self):
-        """Follow until SIGTERM or SIGINT, then drop the node's copies and its lease."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.stopping.set())
+        """Follow until `stopping` is set, then drop the node's copies and its lease."""
         self.copies.wipe()
         threading.Thread(target=self._watchdog, daemon=True, name="watchdog").start()
         try:
