@@ -185,7 +185,7 @@ class Settings:
         "GOODEYE_S3_TIMEOUT_SECONDS", _int, 3, "Connect and read timeout of each S3 call (an outage answers 503 this fast)."
     )
     s3_cache_max_size: str = _setting(
-        "GOODEYE_S3_CACHE_MAX_SIZE", _nginx_size, "1g", "Size of nginx's local disk cache of S3 blobs (nginx units: 500m, 10g)."
+        "GOODEYE_S3_CACHE_MAX_SIZE", _nginx_size, "1g", "Size of nginx's local disk cache of S3 blobs, and apart from it of this node's copies of public ones (nginx units: 500m, 10g)."
     )
 
     @property
