@@ -292,6 +292,13 @@ class Prepared:
 
     def one(self, **values):
         """The first row (a tuple) the query gives for these named values, or None."""
+        return self._execute(values).fetchone()
+
+    def all(self, **values):
+        """Every row (tuples) the query gives for these named values."""
+        return self._execute(values).fetchall()
+
+    def _execute(self, values):
         db = current_database()
         plan = self._plans.get(db)
         if plan is None:
@@ -299,7 +306,7 @@ class Prepared:
         sql, getters, names = plan
         if values.keys() != names:
             raise TypeError(f"this query takes {sorted(names)}, not {sorted(values)}")
-        return db.execute_sql(sql, [get(values) for get in getters]).fetchone()
+        return db.execute_sql(sql, [get(values) for get in getters])
 
 
 def _getter(value):

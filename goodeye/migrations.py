@@ -16,6 +16,7 @@ from goodeye.models import (
     Generation,
     Image,
     LinkChange,
+    LinkClock,
     Project,
     RateLimitCounter,
     SchemaMigration,
@@ -109,7 +110,8 @@ def _add_project_usage():
 
 
 def _create_node_tables():
-    database.create_tables([LinkChange, ServingNode], safe=True)
+    database.create_tables([LinkClock, LinkChange, ServingNode], safe=True)
+    LinkClock.insert(id=1, last=0).on_conflict_ignore().execute()
 
 
 def _create_signing_keys():
@@ -126,7 +128,7 @@ MIGRATIONS = [
     (8, "signing_key: each project's secret for signed serving URLs", _create_signing_keys),
     (9, "similar images: image.phash_bits and phash_band0-3 (filled, indexed), blocklist_entry", _create_phash_index),
     (10, "project quotas and usage counters, backfilled from the image rows", _add_project_usage),
-    (11, "link_change, serving_node: nodes' copies of public S3 blobs follow every change", _create_node_tables),
+    (11, "link_clock, link_change, serving_node: nodes' copies of public S3 blobs follow every change", _create_node_tables),
 ]
 
 

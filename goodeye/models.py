@@ -278,23 +278,34 @@ class Variant(BaseModel):
         indexes = ((("source_sha256", "params"), True),)
 
 
-class LinkChange(BaseModel):
-    """A change to an image that every node's copies of public S3 blobs must follow (goodeye/serving/nodes.py)."""
+class LinkClock(BaseModel):
+    """One row counting the changes nodes' copies follow: taking the next number locks it until the commit,
+    so changes are numbered in the order they commit (goodeye/serving/nodes.py)."""
 
-    id = BigAutoField()
+    id = IntegerField(primary_key=True)
+    last = BigIntegerField()
+
+    class Meta:
+        table_name = "link_clock"
+
+
+class LinkChange(BaseModel):
+    """An image (by token) a change touched; `seq` is the change's number from LinkClock."""
+
+    pk = BigAutoField()
+    seq = BigIntegerField(index=True)
     token = CharField(max_length=64)
-    # The database's clock, never a node's: nodes compare it with the times they polled at.
-    created_at = PreciseDateTimeField(index=True)
+    created_at = PreciseDateTimeField(default=utcnow, index=True)
 
     class Meta:
         table_name = "link_change"
 
 
 class ServingNode(BaseModel):
-    """A node that keeps copies of public S3 blobs for nginx: the changes it has followed, and until when it may serve them."""
+    """A node that keeps copies of public S3 blobs for nginx: the last change it followed, and until when it may serve them."""
 
     name = CharField(max_length=128, primary_key=True)
-    followed_until = PreciseDateTimeField()
+    followed_seq = BigIntegerField()
     lease_until = PreciseDateTimeField()
 
     class Meta:

@@ -46,7 +46,6 @@ def project_id(s3_ctx):
 def follower(s3_ctx):
     """A follower that has polled once (its lease is held), not yet running on its own."""
     follower = Follower(s3_ctx, "node-a")
-    follower.copies.wipe()
     follower.poll()
     yield follower
     follower.downloads.shutdown(wait=True)
@@ -93,7 +92,7 @@ def test_a_wanted_public_image_is_copied_under_its_link_name_and_a_private_one_i
     assert not os.path.exists(copy_path(s3_ctx, private))
     assert len(copies(s3_ctx)) == 1
     node = ServingNode.get(ServingNode.name == "node-a")
-    assert node.lease_until > utcnow() and node.followed_until <= utcnow()
+    assert node.lease_until > utcnow() and node.followed_seq == 0
 
 
 def test_a_change_answers_only_once_the_follower_has_dropped_the_copy(s3_ctx, project_id, follower):
@@ -146,12 +145,11 @@ def test_a_copy_downloaded_before_a_change_is_never_placed(s3_ctx, project_id, f
 
 
 def test_nodes_whose_lease_ran_out_are_not_waited_for(s3_ctx, project_id, monkeypatch):
-    long_ago = utcnow() - timedelta(hours=1)
-    ServingNode.create(name="gone", followed_until=long_ago, lease_until=long_ago + timedelta(seconds=3))
+    ServingNode.create(name="gone", followed_seq=0, lease_until=utcnow() - timedelta(seconds=1))
     monkeypatch.setattr(nodes.time, "sleep", lambda _seconds: pytest.fail("waited for a node without a lease"))
     image = upload(s3_ctx, project_id, (200, 30, 30))
     announce(s3_ctx, [image.token])
-    assert LinkChange.select().where(LinkChange.token == image.token).count() == 1
+    assert [row.seq for row in LinkChange.select().where(LinkChange.token == image.token)] == [1]
 
 
 def test_a_follower_past_its_lease_drops_every_copy_and_places_none(s3_ctx, project_id, follower):
@@ -197,3 +195,20 @@ def test_a_stopped_follower_leaves_no_copy_and_no_lease(s3_ctx, project_id):
     running.join(timeout=30)
     assert not running.is_alive()
     assert copies(s3_ctx) == [] and not ServingNode.select().where(ServingNode.name == "node-b").exists()
+
+
+def test_a_change_is_announced_only_after_its_commit(s3_ctx, project_id):
+    image = upload(s3_ctx, project_id, (200, 30, 30))
+    with pytest.raises(RuntimeError, match="after the change's commit"):
+        with s3_ctx.database.atomic():
+            announce(s3_ctx, [image.token])
+    assert not LinkChange.select().exists()
+
+
+def test_changes_are_numbered_in_the_order_they_commit(s3_ctx, project_id):
+    images = [upload(s3_ctx, project_id, (40 * i, 30, 30)) for i in range(3)]
+    for image in images:
+        announce(s3_ctx, [image.token, image.token])
+    assert [(row.seq, row.token) for row in LinkChange.select().order_by(LinkChange.seq)] == [
+        (number, image.token) for number, image in enumerate(images, start=1)
+    ]

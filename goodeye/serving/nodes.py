@@ -5,20 +5,23 @@ On S3 storage each node keeps copies of public images' blobs on its own disk
 links, after a decision it may keep for an hour. Another node's change cannot
 touch those files, so:
 
-- a change records the tokens it touched (`link_change`, after its commit), then
-  waits until every node holding a lease has followed the changes up to that
-  moment (`announce`);
+- a change, after its commit, records the tokens it touched under the next
+  number of `link_clock` (`link_change`), then waits until every node holding a
+  lease has followed the changes up to that number (`announce`). Taking the
+  number locks the counter's row until the commit, so numbers commit in order:
+  a node that has seen number n has seen every change before it;
 - each node's follower (`goodeye admin follow-links`, started beside nginx by
-  goodeye/stack.py) polls the changes every POLL_SECONDS, removes the copies
-  they touch, then records how far it has followed (`serving_node`);
+  goodeye/stack.py) polls for numbers above the last it followed every
+  POLL_SECONDS, removes the copies they touch, then records the number
+  (`serving_node`);
 - a follower renews its lease as it polls; one that cannot poll removes every
   copy before its lease runs out, so a change waits for it no longer than that;
 - copies are made by the follower alone, from the image's row read after the
   download: a change committed after that read is followed, and the copy
   removed, before the change answers.
 
-Times are the database's clock (MySQL's UTC_TIMESTAMP), so nodes' clocks need
-not agree; on SQLite one machine runs everything and its clock is the one.
+Leases are in the database's clock (MySQL's UTC_TIMESTAMP), so nodes' clocks
+need not agree; on SQLite one machine runs everything and its clock is the one.
 """
 
 import hashlib
@@ -32,32 +35,33 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from peewee import fn
+from peewee import SQL
 
-from goodeye.db import database, is_sqlite
-from goodeye.models import Image, LinkChange, ServingNode, utcnow
+from goodeye.db import Prepared, database, is_sqlite, retry_on_deadlock
+from goodeye.models import Image, LinkChange, LinkClock, ServingNode, utcnow
 from goodeye.serving.links import CopyIndex
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.01
+POLL_SECONDS = 0.02
 LEASE_SECONDS = 3.0
 # A follower writes its lease at least this often, and drops every copy this long before its lease runs out.
 RENEW_SECONDS = 0.5
 MARGIN_SECONDS = 1.0
-# A poll also reads changes this much older than the previous poll: a change's row is
-# committed within moments of the time it carries, but not always before a poll that starts then.
-OVERLAP = timedelta(seconds=5)
 # Changes older than this are deleted (every node has followed them long before).
 KEEP_CHANGES = timedelta(minutes=10)
 DOWNLOAD_THREADS = 2
 
+_CHANGES_AFTER = Prepared(
+    lambda p: LinkChange.select(LinkChange.seq, LinkChange.token).where(LinkChange.seq > p.seq).order_by(LinkChange.seq)
+)
 
-def database_now():
-    """The database's clock, in UTC."""
+
+def database_clock(seconds_ahead=0.0):
+    """The database's time (UTC), plus some seconds: an SQL expression on MySQL, this machine's time on SQLite."""
     if is_sqlite():
-        return utcnow()
-    return database.execute_sql("SELECT UTC_TIMESTAMP(6)").fetchone()[0]
+        return utcnow() + timedelta(seconds=seconds_ahead)
+    return SQL("(UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND)", [round(seconds_ahead * 1_000_000)])
 
 
 def follows_changes(ctx):
@@ -69,27 +73,40 @@ def announce(ctx, tokens):
     """After a committed change to these images: return once every node with a lease has dropped its copies of them."""
     if not follows_changes(ctx) or not tokens:
         return
-    stamp = utcnow() if is_sqlite() else fn.UTC_TIMESTAMP(6)
-    LinkChange.insert_many([{LinkChange.token: token, LinkChange.created_at: stamp} for token in set(tokens)]).execute()
-    wait_for_nodes(database_now())
+    if database.in_transaction():
+        # Nodes cannot see the change before the commit: waiting for them here would wait out every lease.
+        raise RuntimeError("announce() runs after the change's commit")
+    wait_for_nodes(_record_change(tokens))
 
 
-def wait_for_nodes(moment):
-    """Wait until every node whose lease runs past `moment` has followed the changes made before it (at most a lease)."""
+@retry_on_deadlock
+def _record_change(tokens):
+    with database.atomic():
+        LinkClock.update(last=LinkClock.last + 1).where(LinkClock.id == 1).execute()
+        seq = LinkClock.select(LinkClock.last).where(LinkClock.id == 1).scalar()
+        LinkChange.insert_many([{LinkChange.seq: seq, LinkChange.token: token} for token in set(tokens)]).execute()
+    return seq
+
+
+def last_change():
+    """The number of the last committed change."""
+    return LinkClock.select(LinkClock.last).where(LinkClock.id == 1).scalar()
+
+
+def wait_for_nodes(seq):
+    """Wait until every node with a lease has followed change `seq` (for a node that stopped, until its lease ran out)."""
     started = time.monotonic()
     while True:
-        waited = timedelta(seconds=time.monotonic() - started)
         behind = [
             name
             for (name,) in ServingNode.select(ServingNode.name)
-            .where(ServingNode.followed_until < moment, ServingNode.lease_until > moment + waited)
+            .where(ServingNode.followed_seq < seq, ServingNode.lease_until > database_clock())
             .tuples()
         ]
         if not behind:
             return
-        if waited.total_seconds() > LEASE_SECONDS:
-            # Their leases have run out meanwhile: each has dropped its copies, or will not serve them.
-            log.warning("nodes %s did not follow a change within their lease", behind)
+        if time.monotonic() - started > LEASE_SECONDS + MARGIN_SECONDS:
+            log.warning("nodes %s still hold a lease without following change %s", behind, seq)
             return
         time.sleep(0.002)
 
@@ -118,8 +135,7 @@ class Follower:
         self.downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="copy")
         self.pending = {}  # token -> future of the downloaded file's path
         self.kept = OrderedDict()  # token -> bytes, oldest copy first
-        self.seen = {}  # change id -> its poll's time, until it falls out of the overlap
-        self.last_poll = None
+        self.followed_seq = None
         self.renewed_at = None
         self.pruned_at = None
         # The copies may be served until this (monotonic) time; the watchdog drops them all after it.
@@ -129,7 +145,6 @@ class Follower:
 
     def run(self):
         """Follow until `stopping` is set, then drop the node's copies and its lease."""
-        self.copies.wipe()
         threading.Thread(target=self._watchdog, daemon=True, name="watchdog").start()
         try:
             while not self.stopping.is_set():
@@ -146,38 +161,33 @@ class Follower:
             with database.connection_context():
                 ServingNode.delete().where(ServingNode.name == self.name).execute()
 
+    def start(self):
+        """Start from no copy and the last change committed: the rows say what happened before it."""
+        self.followed_seq = last_change()
+        self.copies.wipe()
+        self._renew(time.monotonic())
+
     def poll(self):
         """One round: drop the copies of changed images, place finished downloads, start wanted ones, renew the lease."""
+        if self.followed_seq is None:
+            self.start()
         clock = time.monotonic()
-        now = database_now()
-        recent, changed = self._changes_since(now)
-        for token in changed:
+        changes = _CHANGES_AFTER.all(seq=self.followed_seq)
+        for _seq, token in changes:
             self.copies.remove(token, signed=False)
             self.kept.pop(token, None)
-        self.last_poll = now
         self._place_downloads()
         self._start_downloads()
-        # While changes are recent, every poll records itself: a change waits for a poll that began after
-        # it committed, even when an earlier poll already saw it.
-        if recent or self.renewed_at is None or clock - self.renewed_at >= RENEW_SECONDS:
-            self._renew(now, clock)
+        if changes:
+            self.followed_seq = changes[-1][0]
+        if changes or clock - self.renewed_at >= RENEW_SECONDS:
+            self._renew(clock)
         if self.pruned_at is None or clock - self.pruned_at > 60:
-            LinkChange.delete().where(LinkChange.created_at < now - KEEP_CHANGES).execute()
+            LinkChange.delete().where(LinkChange.created_at < utcnow() - KEEP_CHANGES).execute()
             self.pruned_at = clock
 
-    def _changes_since(self, now):
-        since = (self.last_poll or now) - OVERLAP
-        recent = list(LinkChange.select(LinkChange.id, LinkChange.token).where(LinkChange.created_at >= since).tuples())
-        changed = set()
-        for change_id, token in recent:
-            if change_id not in self.seen:
-                self.seen[change_id] = now
-                changed.add(token)
-        self.seen = {change_id: at for change_id, at in self.seen.items() if at >= since}
-        return bool(recent), changed
-
-    def _renew(self, now, clock):
-        values = {ServingNode.followed_until: now, ServingNode.lease_until: now + timedelta(seconds=LEASE_SECONDS)}
+    def _renew(self, clock):
+        values = {ServingNode.followed_seq: self.followed_seq, ServingNode.lease_until: database_clock(LEASE_SECONDS)}
         ServingNode.insert({ServingNode.name: self.name, **values}).on_conflict(
             # SQLite's upsert must name the conflicting key; MySQL's must not.
             conflict_target=[ServingNode.name] if is_sqlite() else None,
