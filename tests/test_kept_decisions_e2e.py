@@ -4,6 +4,7 @@ Every change of what a kept decision's headers say renames or removes the image'
 (goodeye/serving/links.py), so the next request finds the link gone and asks again.
 """
 
+import os
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -108,3 +109,26 @@ def test_kept_decisions_start_afresh_with_the_stack(stack_root, mysql_databases,
         assert requests.get(record["url"]).headers["Cache-Control"] == "public, max-age=300"
     finally:
         running.stack.stop()
+
+
+def test_a_signed_urls_first_use_is_not_kept_so_its_second_asks_again(plain_stack, http):
+    owner = plain_stack.new_owner()
+    record = upload(plain_stack, owner, visibility="private")
+    signed = requests.post(f"{plain_stack.url}/v1/images/{record['id']}/signed-url", headers=owner.headers, json={"expires_in": 600})
+    assert signed.status_code == 200, signed.text
+    for _ in range(2):
+        assert http.get(signed.json()["url"]).status_code == 200
+    # Pages often sign anew for every view: nginx writes a signed URL's decision only from its second use.
+    wait_for_decide_asks(plain_stack, record["token"], 2)
+
+
+def wait_for_decide_asks(stack, token, count):
+    """Wait (bounded) until the serving pool's log shows `count` decisions asked for the token."""
+    path = os.path.join(stack.settings.run_dir, "gunicorn-serve.log")
+    for _ in range(500):
+        with open(path) as handle:
+            asked = sum(f"/_goodeye/decide/v1/{token}" in line for line in handle)
+        if asked >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{asked} decisions asked for {token}, expected {count}")
