@@ -4,6 +4,8 @@ storing, limiting and purging renders."""
 import dataclasses
 import io
 import os
+import subprocess
+import sys
 from datetime import timedelta
 from urllib.parse import parse_qsl
 
@@ -718,3 +720,12 @@ def test_a_render_identical_to_its_original_does_not_keep_the_original_alive(ctx
     assert (Blob.select().count(), Variant.select().count()) == (0, 0)
     assert not ctx.storage.exists(image.sha256)
     assert_blobs_agree(ctx)
+
+
+def test_the_app_registers_every_output_format_when_it_loads_not_in_its_first_render(tmp_path):
+    # Pillow would import all of its plugins (about 40 ms) on the first WebP or AVIF save.
+    probe = "import goodeye.wsgi; from PIL import Image; print(sorted(f for f in ('WEBP', 'AVIF') if f in Image.SAVE))"
+    env = {**os.environ, "GOODEYE_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "['AVIF', 'WEBP']"
