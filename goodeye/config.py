@@ -204,6 +204,18 @@ class Settings:
         return os.path.join(os.path.abspath(self.data_dir), "run")
 
     @property
+    def s3_cache_max_bytes(self):
+        """GOODEYE_S3_CACHE_MAX_SIZE in bytes (nginx reads the notation itself)."""
+        units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+        size = self.s3_cache_max_size
+        return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+    @property
+    def keeps_node_copies(self):
+        """Whether this node keeps copies of public S3 blobs for nginx's fast path (goodeye/serving/nodes.py)."""
+        return self.storage == "s3" and self.accel == "nginx"
+
+    @property
     def link_dir(self):
         """Hard links to public images' blobs, served by nginx's fast path."""
         return os.path.join(os.path.abspath(self.data_dir), "links")

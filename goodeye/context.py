@@ -47,7 +47,7 @@ class Context:
         """What nginx's fast path serves public images from: hard links to local blobs, or this node's copies of S3 ones."""
         if settings.storage == "local":
             return LinkIndex(settings.link_dir, storage.path)
-        if settings.accel == "nginx":
+        if settings.keeps_node_copies:
             return CopyIndex(settings.link_dir, os.path.join(settings.run_dir, "copy-wants"))
         return None
 

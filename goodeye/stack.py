@@ -284,7 +284,7 @@ class Stack:
         self._spawn_gunicorn("gunicorn", APP_SOCKET, self.settings.workers)
         self._spawn_gunicorn("gunicorn-serve", SERVE_SOCKET, self.settings.serve_workers)
         self._spawn("nginx", [nginx, "-e", _log_file(self.settings, "nginx-error.log", stream="stderr"), "-c", conf])
-        if self.settings.storage == "s3" and self.settings.accel == "nginx":
+        if self.settings.keeps_node_copies:
             # Not optional: it keeps this node's copies of public S3 blobs in step with every change.
             self._spawn("follower", [sys.executable, "-m", "goodeye.cli", "admin", "follow-links"], env=self.counted_env)
         if self.with_sweeper:

@@ -212,3 +212,17 @@ def test_changes_are_numbered_in_the_order_they_commit(s3_ctx, project_id):
     assert [(row.seq, row.token) for row in LinkChange.select().order_by(LinkChange.seq)] == [
         (number, image.token) for number, image in enumerate(images, start=1)
     ]
+
+
+@pytest.mark.parametrize("size,expected", [("1g", 1024**3), ("500m", 500 * 1024**2), ("64k", 64 * 1024), ("4096", 4096)])
+def test_the_copies_cap_reads_nginx_size_notation(size, expected):
+    assert load_settings({"GOODEYE_S3_CACHE_MAX_SIZE": size}).s3_cache_max_bytes == expected
+
+
+def test_only_s3_nodes_behind_nginx_keep_copies():
+    kept = {
+        (storage, accel): load_settings({"GOODEYE_STORAGE": storage, "GOODEYE_ACCEL": accel, "GOODEYE_S3_BUCKET": "b"}).keeps_node_copies
+        for storage in ("local", "s3")
+        for accel in ("nginx", "off")
+    }
+    assert kept == {("local", "nginx"): False, ("local", "off"): False, ("s3", "nginx"): True, ("s3", "off"): False}

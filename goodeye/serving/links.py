@@ -226,13 +226,12 @@ class CopyIndex(LinkIndex):
         return os.fdopen(fd, "wb"), path
 
     def place(self, image, downloaded):
-        """Make the downloaded file the image's copy under its current name, replacing the token's others; its relative path."""
+        """Make the downloaded file the image's copy under its current name, replacing the token's others."""
         directory = self._directory(image.token, False)
         make_private_dir(directory)
         name = _name(image)
         os.replace(downloaded, os.path.join(directory, name))
         self._remove_names(directory, image.token, keep=name)
-        return self.relative_path(image)
 
     def wipe(self):
         """Remove every copy (a node that may have missed changes starts from none)."""

@@ -26,7 +26,6 @@ need not agree; on SQLite one machine runs everything and its clock is the one.
 
 import hashlib
 import logging
-import os
 import shutil
 import socket
 import threading
@@ -34,6 +33,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 from peewee import SQL
 
@@ -83,7 +83,7 @@ def announce(ctx, tokens):
 def _record_change(tokens):
     with database.atomic():
         LinkClock.update(last=LinkClock.last + 1).where(LinkClock.id == 1).execute()
-        seq = LinkClock.select(LinkClock.last).where(LinkClock.id == 1).scalar()
+        seq = last_change()
         LinkChange.insert_many([{LinkChange.seq: seq, LinkChange.token: token} for token in set(tokens)]).execute()
     return seq
 
@@ -117,13 +117,6 @@ def node_name(settings):
     return f"{socket.gethostname()[:100]}:{digest}"
 
 
-def max_copy_bytes(size):
-    """nginx's size notation (500m, 10g) in bytes."""
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    size = size.strip().lower()
-    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
-
-
 class Follower:
     """A node's follower: drops the copies changes touch, makes the copies asked for, holds the node's lease."""
 
@@ -131,7 +124,7 @@ class Follower:
         self.ctx = ctx
         self.copies = ctx.links
         self.name = name
-        self.max_bytes = max_copy_bytes(ctx.settings.s3_cache_max_size)
+        self.max_bytes = ctx.settings.s3_cache_max_bytes
         self.downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="copy")
         self.pending = {}  # token -> future of the downloaded file's path
         self.kept = OrderedDict()  # token -> bytes, oldest copy first
@@ -231,7 +224,7 @@ class Follower:
                     self.copies.place(row, path)
                     self.kept[token] = row.size_bytes
                     continue
-            _unlink(path)
+            Path(path).unlink(missing_ok=True)
         self._evict()
 
     def _evict(self):
@@ -263,10 +256,3 @@ def _public_rows(tokens):
         Image.select(Image.token, Image.sha256, Image.size_bytes, Image.expires_at, Image.updated_at)
         .where(Image.token.in_(tokens), Image.visibility == "public", (Image.expires_at.is_null()) | (Image.expires_at > now))
     )
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
